@@ -1,0 +1,1 @@
+"""Audio: text-to-speech, rendering and sinks (imports nothing from hub)."""

@@ -1,0 +1,1 @@
+"""Devices: wire-format adapters, GPIO parts and the village simulator (no hub imports)."""

@@ -1,0 +1,86 @@
+"""Time as a parameter: every clock the hub reads comes through a Clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC wall-clock time (what is stored and shown)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds for measuring durations (timeouts, tolerances); never jumps."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class FakeClock:
+    """A clock that only moves when told to; safe to read from any thread."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+        self._mono = 1000.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            self._mono += seconds
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._mono += (when - self._now).total_seconds()
+            self._now = when
+
+
+def utc_iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every response carries it."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+
+
+def clock_synced() -> bool | None:
+    """Is the system clock synchronised (NTP/chrony/timesyncd)? None when it cannot tell.
+
+    A Pi has no battery-backed clock: until NTP answers after boot it may think it is
+    1970 or last week. The kernel knows: adjtimex() returns TIME_ERROR (5) while the
+    clock is unsynchronised.
+    """
+    import ctypes
+    import ctypes.util
+
+    class _Timex(ctypes.Structure):
+        # struct timex is 208 bytes on 64-bit Linux; only ``modes`` (0 = read) matters here.
+        _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 204)]
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        tx = _Timex()
+        state = int(libc.adjtimex(ctypes.byref(tx)))
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return state != 5  # TIME_ERROR

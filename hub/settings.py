@@ -1,0 +1,322 @@
+"""Settings: the TOML file, ``LANGSO_…`` overrides, validated before anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from devices.adapters import ADAPTER_NAMES
+from devices.events import DEVICE_KINDS
+from hub.errors import ConfigError
+
+_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Model):
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    username: str | None = Field(None, description="Broker user name; none for anonymous.")
+    password: str | None = Field(None, description="Broker password (keep this file 0600).")
+    client_id: str | None = Field(
+        None,
+        description="Stable client id: the broker keeps the session (queued QoS 1 messages) "
+        "under it. Default `langso-hub-<site>`.",
+    )
+    protocol: Literal["3.1.1", "5"] = Field(
+        "3.1.1", description="MQTT version; 3.1.1 costs less CPU per message in paho-mqtt."
+    )
+    keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keep-alive in seconds.")
+    tls: bool = Field(False, description="Connect with TLS.")
+    ca_file: Path | None = Field(None, description="CA certificate file for TLS.")
+    cert_file: Path | None = Field(None, description="Client certificate for TLS.")
+    key_file: Path | None = Field(None, description="Client key for TLS.")
+    reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay.")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay (back-off).")
+
+
+class HttpSettings(_Model):
+    host: str = Field("127.0.0.1", description="Address the web API and page listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port of the web API and page.")
+    token_ttl_h: float = Field(
+        12.0, gt=0, le=24 * 90, description="Lifetime of a bearer token, in hours."
+    )
+    login_attempts: int = Field(
+        5, ge=1, description="Failed sign-ins per user name and address before a pause."
+    )
+    login_window_s: float = Field(300.0, gt=0, description="Window for counting failed sign-ins.")
+
+
+class IngestSettings(_Model):
+    batch_size: int = Field(
+        500, ge=1, le=10_000, description="Messages committed (and acknowledged) at most at once."
+    )
+    flush_ms: int = Field(
+        50,
+        ge=1,
+        le=5000,
+        description="Commit a partial batch after this long: the broker holds back messages "
+        "beyond its in-flight limit until the hub acknowledges.",
+    )
+    max_payload_bytes: int = Field(
+        16_384, ge=64, le=1_048_576, description="Bigger payloads go to dead letters."
+    )
+    dead_letter_bytes: int = Field(
+        1024, ge=0, le=65_536, description="How much of a dead letter's raw payload is kept."
+    )
+    queue_max: int = Field(
+        50_000, ge=100, description="Messages held in memory between MQTT and the writer."
+    )
+
+
+class AdapterSettings(_Model):
+    enabled: bool = Field(True, description="Decode this source.")
+    root: str | None = Field(None, description="Topic root if not the source's standard one.")
+    kind: str | None = Field(None, description="Device kind given to this source's devices.")
+    rename: dict[str, str] = Field(
+        default_factory=dict, description="Source name -> hub device id."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str | None) -> str | None:
+        if v is not None and v not in DEVICE_KINDS:
+            raise ValueError(f"must be one of {', '.join(DEVICE_KINDS)}")
+        return v
+
+
+def _default_adapters() -> dict[str, AdapterSettings]:
+    return {name: AdapterSettings() for name in ADAPTER_NAMES}
+
+
+class Threshold(_Model):
+    metric: str = Field(description="Metric name, e.g. cpu_pct, signal_dbm, clients.")
+    op: Literal[">", ">=", "<", "<="] = Field(description="Comparison that means trouble.")
+    value: float = Field(description="The limit.")
+    for_s: float = Field(
+        300.0,
+        ge=0,
+        description="Tolerance: the condition must hold this long before the device is "
+        "degraded, and be gone this long before it recovers.",
+    )
+    during: str | None = Field(
+        None,
+        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="Local time window HH:MM-HH:MM in which the threshold applies.",
+    )
+    severity: Literal["warning", "critical"] = Field("warning", description="Alert severity.")
+
+
+class KindHealth(_Model):
+    offline_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="No data for this long means offline (for sources without a will, "
+        "e.g. collectd). None: only the status topic counts.",
+    )
+    thresholds: list[Threshold] = Field(default_factory=list, description="Degraded when met.")
+
+
+class DeviceHealth(_Model):
+    name: str | None = Field(None, description="Display name of the device.")
+    offline_after_s: float | None = Field(None, gt=0, description="Overrides the kind's.")
+    thresholds: list[Threshold] | None = Field(
+        None, description="Replace the kind's thresholds for this device."
+    )
+
+
+def _default_kinds() -> dict[str, KindHealth]:
+    return {
+        "ap": KindHealth(
+            offline_after_s=300,
+            thresholds=[
+                Threshold(metric="cpu_pct", op=">", value=90, for_s=300),
+                Threshold(metric="signal_dbm", op="<", value=-80, for_s=300),
+                Threshold(metric="temp_c", op=">", value=80, for_s=300, severity="critical"),
+            ],
+        ),
+        "sensor": KindHealth(
+            offline_after_s=1800,
+            thresholds=[Threshold(metric="battery_pct", op="<", value=15, for_s=3600)],
+        ),
+        "button": KindHealth(),
+        "speaker": KindHealth(offline_after_s=600),
+        "gateway": KindHealth(),
+    }
+
+
+class HealthSettings(_Model):
+    check_interval_s: float = Field(5.0, gt=0, description="How often silence is checked.")
+    kinds: dict[str, KindHealth] = Field(
+        default_factory=_default_kinds, description="Health rules per device kind."
+    )
+    devices: dict[str, DeviceHealth] = Field(
+        default_factory=dict, description="Per-device names and overrides."
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: dict[str, KindHealth]) -> dict[str, KindHealth]:
+        bad = sorted(set(v) - set(DEVICE_KINDS))
+        if bad:
+            raise ValueError(f"unknown kind {bad[0]!r}; kinds are {', '.join(DEVICE_KINDS)}")
+        return {**_default_kinds(), **v}
+
+
+class RetentionSettings(_Model):
+    events_days: float = Field(
+        7, gt=0, description="Raw events (every reading) are kept this long."
+    )
+    rollup_days: float = Field(400, gt=0, description="Hourly metric rollups are kept this long.")
+    dead_letters_days: float = Field(30, gt=0, description="Dead letters are kept this long.")
+    alerts_days: float = Field(400, gt=0, description="Cleared alerts are kept this long.")
+    sweep_interval_s: float = Field(600, gt=0, description="How often rollups and retention run.")
+
+
+class AudioSettings(_Model):
+    sink: Literal["alsa", "file", "null"] = Field("alsa", description="Where broadcasts play.")
+    file_dir: Path | None = Field(
+        None, description="Where the file sink writes (default <data_dir>/broadcasts)."
+    )
+    alsa_device: str = Field("default", description="ALSA device for aplay.")
+
+
+class Settings(_Model):
+    site: str = Field("thon-dong", pattern=_ID, description="Village id used in MQTT topics.")
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="The village's time zone (IANA).")
+    data_dir: Path = Field(Path("var"), description="Database, audio cache and backups.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging level."
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="The broker.")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="The web API and page.")
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings, description="From MQTT to the database."
+    )
+    adapters: dict[str, AdapterSettings] = Field(
+        default_factory=_default_adapters, description="Wire formats decoded, per source."
+    )
+    health: HealthSettings = Field(default_factory=HealthSettings, description="Device health.")
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="How long data is kept."
+    )
+    audio: AudioSettings = Field(default_factory=AudioSettings, description="Audio output.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. Asia/Ho_Chi_Minh)") from None
+        return v
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapters(cls, v: dict[str, AdapterSettings]) -> dict[str, AdapterSettings]:
+        bad = sorted(set(v) - set(ADAPTER_NAMES))
+        if bad:
+            raise ValueError(f"unknown adapter {bad[0]!r}; adapters are {', '.join(ADAPTER_NAMES)}")
+        return {**_default_adapters(), **v}
+
+    @model_validator(mode="after")
+    def _cross(self) -> Settings:
+        if self.mqtt.reconnect_max_s < self.mqtt.reconnect_min_s:
+            raise ValueError("mqtt.reconnect_max_s must be ≥ mqtt.reconnect_min_s")
+        if self.mqtt.tls is False and (self.mqtt.cert_file or self.mqtt.key_file):
+            raise ValueError("mqtt.cert_file/key_file given but mqtt.tls is false")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"langso-hub-{self.site}"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "hub.db"
+
+
+_ENV = re.compile(r"^LANGSO_([A-Z0-9_]+)$")
+
+
+def _env_value(raw: str) -> Any:
+    """Env values are strings (validation converts "1883" or "true"); JSON in ``[…]``,
+    ``{…}`` or ``"…"`` lets an override carry a list, a table or a quoted string."""
+    if raw[:1] in ("[", "{", '"'):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    applied = []
+    for name, raw in sorted(env.items()):
+        m = _ENV.match(name)
+        if not m or name == "LANGSO_CONFIG":
+            continue
+        path = [p.lower() for p in m.group(1).split("__")]
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"env {name}", ".".join(path), "parent key is not a table")
+            node = child
+        node[path[-1]] = _env_value(raw)
+        applied.append(name)
+    return applied
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"
+
+
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if any), apply ``LANGSO_…`` overrides, validate.
+
+    Raises :class:`ConfigError` as ``file: key: reason`` on the first problem.
+    """
+    env = os.environ if env is None else env
+    source = str(path) if path else "(defaults)"
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(source, "(file)", "no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError(source, "(file)", "not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(source, "(syntax)", str(e)) from None
+    applied = _apply_env(data, env)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = _key(err["loc"])
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key (misspelt? see config/hub.toml)"
+        where = source
+        env_name = "LANGSO_" + "__".join(str(p).upper() for p in err["loc"][:2])
+        if env_name in applied or ("LANGSO_" + str(err["loc"][0]).upper()) in applied:
+            where = f"{source} (with {env_name if env_name in applied else 'env'})"
+        raise ConfigError(where, key, reason) from None
+    return settings
