@@ -1,0 +1,513 @@
+"""Ingest: the writer thread that decodes, stores, then acknowledges every MQTT message.
+
+Flow per batch: decode with the adapters -> one SQLite transaction (events,
+dead letters, devices, health changes) -> acknowledge every message of the
+batch -> publish health changes and tell listeners. A crash before the commit
+loses nothing (the broker re-sends what was not acknowledged); a crash between
+commit and acknowledgement re-sends messages already stored, and those
+re-deliveries (DUP flag, same packet id and content) are recognised and stored
+once.
+
+Threads: ``submit`` runs in paho's network thread; everything else in the
+writer thread started by ``start``; ``health`` may be read from any thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from devices.adapters import Router
+from devices.events import (
+    AnnounceCommand,
+    Availability,
+    ButtonPress,
+    DecodeError,
+    Event,
+    Ignored,
+    Reading,
+)
+from hub.clock import Clock, utc_iso
+from hub.monitor import AlertChange, Change, Monitor, StatusChange
+from hub.mqtt import InboundMessage
+from hub.settings import Settings
+from hub.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How many recent (packet id, digest) pairs are remembered to spot re-deliveries.
+#: Packet ids wrap at 65,535, so a window below that never confuses two messages.
+DEDUPE_WINDOW = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A decoded event as committed, handed to listeners (rules, the live stream)."""
+
+    event: Event
+    received_at: float
+    topic: str
+
+
+@dataclass(slots=True)
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead_letters: int = 0
+    internal_errors: int = 0
+    batches: int = 0
+    commit_failures: int = 0
+    last_progress: float = 0.0  # monotonic time of the last committed batch
+    last_error: str | None = None
+    dead_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+#: Events that come from a device (everything but Ignored).
+Devicelike = Reading | Availability | ButtonPress | AnnounceCommand
+
+
+def digest(topic: str, payload: bytes) -> bytes:
+    return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=8).digest()
+
+
+def _epoch(ts: datetime | None, fallback: float) -> float:
+    return ts.timestamp() if ts is not None else fallback
+
+
+@dataclass(slots=True)
+class _DeviceRow:
+    id: str
+    kind: str
+    source: str
+    name: str | None
+    last_seen: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
+    new: bool = False
+
+
+class Ingest:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        router: Router,
+        monitor: Monitor,
+        clock: Clock,
+        *,
+        ack: Callable[[int, int], None],
+        publish: Callable[[str, bytes, bool], None],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.router = router
+        self.monitor = monitor
+        self.clock = clock
+        self._ack = ack
+        self._publish = publish
+        self.stats = IngestStats()
+        self.listeners: list[Callable[[list[Stored], list[Change]], None]] = []
+        self._queue: queue.Queue[InboundMessage | Callable[[], None] | None] = queue.Queue(
+            maxsize=settings.ingest.queue_max
+        )
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.conn = store.new_connection()
+        self._recent: set[tuple[int, bytes]] = set()
+        self._recent_order: deque[tuple[int, bytes]] = deque()
+        self._devices: dict[str, _DeviceRow] = {}
+        self._load()
+
+    # -- start-up ------------------------------------------------------------------------
+    def _load(self) -> None:
+        """Remember what the last run committed: devices, health and recent packet ids."""
+        for row in self.conn.execute(
+            "SELECT id, kind, source, name, last_seen, metrics, info, status FROM devices"
+        ):
+            self._devices[row["id"]] = _DeviceRow(
+                row["id"],
+                row["kind"],
+                row["source"],
+                row["name"],
+                row["last_seen"] or 0.0,
+                json.loads(row["metrics"]),
+                json.loads(row["info"]),
+            )
+            alerts = self.conn.execute(
+                "SELECT id, rule, raised_at FROM alerts WHERE device_id=? AND state='raised'",
+                (row["id"],),
+            ).fetchall()
+            self.monitor.restore(
+                row["id"],
+                row["kind"],
+                row["status"],
+                row["last_seen"],
+                [(a["id"], a["rule"], a["raised_at"]) for a in alerts],
+            )
+        recent = self.conn.execute(
+            "SELECT mid, digest FROM (SELECT id, mid, digest FROM events WHERE mid IS NOT NULL "
+            "ORDER BY id DESC LIMIT ?) UNION ALL SELECT mid, digest FROM (SELECT id, mid, digest "
+            "FROM dead_letters WHERE mid IS NOT NULL ORDER BY id DESC LIMIT ?)",
+            (DEDUPE_WINDOW, DEDUPE_WINDOW),
+        ).fetchall()
+        for r in reversed(recent):
+            self._remember((r["mid"], r["digest"]))
+
+    def start(self) -> None:
+        self.stats.last_progress = self.clock.monotonic()
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            self._stopping.set()
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # -- paho network thread -----------------------------------------------------------
+    def submit(self, msg: InboundMessage) -> None:
+        # Blocks paho's thread when the writer is far behind: back-pressure reaches the
+        # broker (it stops sending past its in-flight limit) instead of memory growing.
+        self._queue.put(msg)
+
+    # -- any thread: jobs that must run where the writes happen -------------------------
+    def call(self, job: Callable[[], None]) -> None:
+        self._queue.put(job)
+
+    def call_wait(self, job: Callable[[], Any], timeout: float = 30.0) -> Any:
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["result"] = job()
+            except BaseException as e:  # handed back to the caller
+                box["error"] = e
+            finally:
+                done.set()
+
+        self.call(run)
+        if not done.wait(timeout):
+            raise TimeoutError("the ingest writer did not answer in time")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    # -- writer thread -----------------------------------------------------------------
+    def _run(self) -> None:
+        flush_s = self.settings.ingest.flush_ms / 1000
+        size = self.settings.ingest.batch_size
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch: list[InboundMessage] = []
+            jobs: list[Callable[[], None]] = []
+            stop = False
+            (batch if isinstance(item, InboundMessage) else jobs).append(item)  # type: ignore[arg-type]
+            deadline = self.clock.monotonic() + flush_s
+            # Commit when the queue runs dry (the socket is idle), when the batch is full,
+            # or at the flush deadline: never wait for a full batch, as the broker stops
+            # sending once its in-flight window of unacknowledged messages is used up.
+            while len(batch) < size and self.clock.monotonic() < deadline:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                if isinstance(nxt, InboundMessage):
+                    batch.append(nxt)
+                else:
+                    jobs.append(nxt)
+            if batch:
+                self._commit_with_retry(batch)
+            for job in jobs:
+                try:
+                    job()
+                except Exception as e:
+                    self.stats.internal_errors += 1
+                    self.stats.last_error = f"job: {type(e).__name__}: {e}"
+                    log.exception("ingest job failed")
+            if stop:
+                return
+
+    def _commit_with_retry(self, batch: list[InboundMessage]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self._process(batch)
+                return
+            except Exception as e:
+                # The batch is not acknowledged: nothing is lost. Retry with back-off; health
+                # reports the failure meanwhile (disk full, database locked…).
+                self.stats.commit_failures += 1
+                self.stats.last_error = f"commit failed: {type(e).__name__}: {e}"
+                log.exception("ingest commit failed; retrying in %.1f s", delay)
+                if self._stopping.wait(delay):
+                    return
+                delay = min(delay * 2, 5.0)
+
+    def _remember(self, key: tuple[int, bytes]) -> None:
+        self._recent.add(key)
+        self._recent_order.append(key)
+        if len(self._recent_order) > DEDUPE_WINDOW:
+            self._recent.discard(self._recent_order.popleft())
+
+    def _process(self, batch: list[InboundMessage]) -> None:
+        st = self.stats
+        cap = self.settings.ingest.max_payload_bytes
+        keep = self.settings.ingest.dead_letter_bytes
+        event_rows: list[tuple[Any, ...]] = []
+        dead_rows: list[tuple[Any, ...]] = []
+        stored: list[Stored] = []
+        touched: dict[str, _DeviceRow] = {}
+        changes: list[Change] = []
+        seen_now: list[tuple[int, bytes]] = []
+        for m in batch:
+            st.received += 1
+            d = digest(m.topic, m.payload)
+            key = (m.mid, d)
+            if m.qos > 0 and m.dup and (key in self._recent or key in seen_now):
+                st.duplicates += 1
+                continue
+            if m.qos > 0:
+                seen_now.append(key)
+            try:
+                if len(m.payload) > cap:
+                    raise DecodeError(f"payload too large: {len(m.payload)} bytes > {cap}")
+                events = self.router.parse(m.topic, m.payload)
+            except DecodeError as e:
+                dead_rows.append(self._dead(m, str(e), d, keep))
+                continue
+            except Exception as e:
+                # A bug in an adapter must cost one message, never the hub.
+                st.internal_errors += 1
+                st.last_error = f"decoding {m.topic}: {type(e).__name__}: {e}"
+                log.exception("adapter failed on %s", m.topic)
+                dead_rows.append(self._dead(m, f"internal error: {type(e).__name__}: {e}", d, keep))
+                continue
+            for ev in events:
+                if isinstance(ev, Ignored):
+                    st.ignored += 1
+                    continue
+                try:
+                    row = self._event_row(ev, m, d, touched, changes)
+                except Exception as e:
+                    st.internal_errors += 1
+                    st.last_error = f"handling {m.topic}: {type(e).__name__}: {e}"
+                    log.exception("handling an event from %s failed", m.topic)
+                    dead_rows.append(
+                        self._dead(m, f"internal error: {type(e).__name__}: {e}", d, keep)
+                    )
+                    break
+                event_rows.append(row)
+                stored.append(Stored(ev, m.received_at, m.topic))
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if event_rows:
+                conn.executemany(
+                    "INSERT INTO events(ts, received_at, device_id, type, topic, data, mid, digest)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    event_rows,
+                )
+            if dead_rows:
+                conn.executemany(
+                    "INSERT INTO dead_letters(received_at, topic, payload, size, reason, mid,"
+                    " digest) VALUES (?,?,?,?,?,?,?)",
+                    dead_rows,
+                )
+            self._write_devices(conn, touched.values())
+            self._write_changes(conn, changes)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        # Committed: now, and only now, the broker may forget these messages.
+        for key in seen_now:
+            self._remember(key)
+        for m in batch:
+            self._ack(m.mid, m.qos)
+        st.stored += len(event_rows)
+        st.dead_letters += len(dead_rows)
+        st.batches += 1
+        st.last_progress = self.clock.monotonic()
+        self._announce(stored, changes)
+
+    def _dead(self, m: InboundMessage, reason: str, d: bytes, keep: int) -> tuple[Any, ...]:
+        cls = reason.split(":")[0]
+        self.stats.dead_by_reason[cls] = self.stats.dead_by_reason.get(cls, 0) + 1
+        return (m.received_at, m.topic, m.payload[:keep], len(m.payload), reason, m.mid, d)
+
+    def _event_row(
+        self,
+        ev: Event,
+        m: InboundMessage,
+        d: bytes,
+        touched: dict[str, _DeviceRow],
+        changes: list[Change],
+    ) -> tuple[Any, ...]:
+        data: dict[str, Any]
+        if isinstance(ev, Reading):
+            data = {"metrics": dict(ev.metrics)}
+            if ev.info:
+                data["info"] = dict(ev.info)
+            etype = "reading"
+        elif isinstance(ev, Availability):
+            data = {"online": ev.online}
+            if ev.expected:
+                data["expected"] = True
+            etype = "status"
+        elif isinstance(ev, ButtonPress):
+            data = {"action": ev.action, "template": ev.template}
+            etype = "button"
+        elif isinstance(ev, AnnounceCommand):
+            data = {"body": dict(ev.body)}
+            etype = "announce"
+        else:  # pragma: no cover - Ignored is filtered by the caller
+            raise TypeError(type(ev).__name__)
+        ts = _epoch(ev.ts, m.received_at)
+        dev = self._touch(ev, m.received_at, touched)
+        if isinstance(ev, Reading):
+            dev.metrics.update(ev.metrics)
+            dev.info.update(ev.info)
+        if isinstance(ev, Reading | Availability):
+            changes.extend(self.monitor.observe(ev, m.received_at))
+        return (
+            ts,
+            m.received_at,
+            ev.device_id,
+            etype,
+            m.topic,
+            json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            m.mid,
+            d,
+        )
+
+    def _touch(self, ev: Devicelike, at: float, touched: dict[str, _DeviceRow]) -> _DeviceRow:
+        device_id = ev.device_id
+        dev = self._devices.get(device_id)
+        if dev is None:
+            override = self.settings.health.devices.get(device_id)
+            dev = self._devices[device_id] = _DeviceRow(
+                device_id,
+                ev.kind,
+                ev.source,
+                override.name if override else None,
+                at,
+                new=True,
+            )
+        dev.last_seen = at
+        touched[device_id] = dev
+        return dev
+
+    def _write_devices(self, conn: Any, devices: Iterable[_DeviceRow]) -> None:
+        rows = [
+            (
+                d.id,
+                d.kind,
+                d.name,
+                d.source,
+                d.last_seen,
+                d.last_seen,
+                json.dumps(d.metrics, separators=(",", ":")),
+                json.dumps(d.info, ensure_ascii=False, separators=(",", ":")),
+            )
+            for d in devices
+        ]
+        if rows:
+            conn.executemany(
+                "INSERT INTO devices(id, kind, name, source, first_seen, last_seen, metrics, info)"
+                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " last_seen=excluded.last_seen, metrics=excluded.metrics, info=excluded.info",
+                rows,
+            )
+
+    def _write_changes(self, conn: Any, changes: list[Change]) -> None:
+        for c in changes:
+            if isinstance(c, StatusChange):
+                conn.execute(
+                    "UPDATE devices SET status=?, status_since=?, status_reason=? WHERE id=?",
+                    (c.status, c.at, c.reason, c.device_id),
+                )
+            elif c.state == "raised":
+                conn.execute(
+                    "INSERT INTO alerts(id, device_id, rule, severity, state, message, raised_at)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (c.id, c.device_id, c.rule, c.severity, c.state, c.message, c.raised_at),
+                )
+            else:
+                conn.execute(
+                    "UPDATE alerts SET state='cleared', cleared_at=?, message=? WHERE id=?",
+                    (c.cleared_at, c.message, c.id),
+                )
+
+    def _announce(self, stored: list[Stored], changes: list[Change]) -> None:
+        site = self.settings.site
+        for c in changes:
+            if isinstance(c, AlertChange):
+                self._publish(f"village/{site}/alerts/{c.id}", alert_json(c).encode(), False)
+        if stored or changes:
+            for listener in self.listeners:
+                try:
+                    listener(stored, changes)
+                except Exception as e:
+                    self.stats.internal_errors += 1
+                    self.stats.last_error = f"listener: {type(e).__name__}: {e}"
+                    log.exception("ingest listener failed")
+
+    # -- periodic work (writer thread) ----------------------------------------------------
+    def tick(self) -> None:
+        """Silence and tolerance timers: queued by the hub's timer, run here."""
+        now = self.clock.now().timestamp()
+        changes = self.monitor.tick(now)
+        if not changes:
+            return
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_changes(conn, changes)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._announce([], changes)
+
+
+def alert_json(c: AlertChange) -> str:
+    return json.dumps(
+        {
+            "id": c.id,
+            "device_id": c.device_id,
+            "rule": c.rule,
+            "severity": c.severity,
+            "state": c.state,
+            "message": c.message,
+            "raised_at": utc_iso(datetime.fromtimestamp(c.raised_at, UTC)),
+            "cleared_at": utc_iso(datetime.fromtimestamp(c.cleared_at, UTC))
+            if c.cleared_at
+            else None,
+        },
+        ensure_ascii=False,
+    )

@@ -1,0 +1,189 @@
+"""Store: one SQLite file (WAL) through sqlite-utils, schema versioned and migrated at start.
+
+Timestamps are stored as UTC epoch seconds (REAL): compact, fast to compare,
+and converted to ISO 8601 only at the API. One writer thread (ingest) does
+the hot writes; API requests read through their own connections.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from hub.errors import StoreError
+
+# Each migration moves the schema from version i to i+1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    # 1: the event spine
+    """
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE devices(
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, source TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'unknown', status_since REAL, status_reason TEXT,
+        first_seen REAL NOT NULL, last_seen REAL,
+        metrics TEXT NOT NULL DEFAULT '{}', info TEXT NOT NULL DEFAULT '{}');
+    CREATE TABLE events(
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, received_at REAL NOT NULL,
+        device_id TEXT, type TEXT NOT NULL, topic TEXT NOT NULL, data TEXT NOT NULL,
+        mid INTEGER, digest BLOB);
+    CREATE INDEX events_device_ts ON events(device_id, ts);
+    CREATE INDEX events_ts ON events(ts);
+    CREATE TABLE metrics_rollup(
+        device_id TEXT NOT NULL, name TEXT NOT NULL, hour REAL NOT NULL,
+        n INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL, sum REAL NOT NULL,
+        PRIMARY KEY(device_id, name, hour)) WITHOUT ROWID;
+    CREATE TABLE alerts(
+        id TEXT PRIMARY KEY, device_id TEXT, rule TEXT NOT NULL, severity TEXT NOT NULL,
+        state TEXT NOT NULL, message TEXT NOT NULL, raised_at REAL NOT NULL,
+        cleared_at REAL, acked_by TEXT, acked_at REAL);
+    CREATE INDEX alerts_state ON alerts(state, raised_at);
+    CREATE INDEX alerts_device ON alerts(device_id, raised_at);
+    CREATE TABLE dead_letters(
+        id INTEGER PRIMARY KEY, received_at REAL NOT NULL, topic TEXT NOT NULL,
+        payload BLOB NOT NULL, size INTEGER NOT NULL, reason TEXT NOT NULL,
+        mid INTEGER, digest BLOB);
+    CREATE TABLE users(
+        id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        role TEXT NOT NULL, password_hash TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE tokens(
+        id INTEGER PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users(id), created_at REAL NOT NULL,
+        expires_at REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE audit_log(
+        id INTEGER PRIMARY KEY, ts REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT, detail TEXT NOT NULL DEFAULT '{}');
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
+    # WAL: readers never block the writer. synchronous=NORMAL: a commit survives the hub
+    # being killed (the WAL is in the OS), and only a power cut can lose the last commits;
+    # FULL would fsync every batch and wear the SD card.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+class Store:
+    """Opens connections to the hub's database and runs the migrations once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(_connect(path))
+            self.migrate()
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open the database {path}: {e}") from e
+
+    def migrate(self) -> None:
+        conn = self.db.conn
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema {version}, newer than this hub ({SCHEMA_VERSION}): "
+                "upgrade the hub or restore an older backup"
+            )
+        for i in range(version, SCHEMA_VERSION):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _statements(MIGRATIONS[i]):
+                    conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version={i + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def connection(self) -> sqlite3.Connection:
+        """A connection of the calling thread (API worker threads each get one)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            conn.row_factory = sqlite3.Row
+            self._local.conn = conn
+        return conn
+
+    def new_connection(self) -> sqlite3.Connection:
+        """A private connection, for a thread that owns it (the ingest writer)."""
+        conn = _connect(self.path)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self.connection().execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.connection().execute(sql, params).fetchone()
+        return row
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def audit(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        ts: float,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Every write is audited, inside the write's own transaction."""
+        conn.execute(
+            "INSERT INTO audit_log(ts, actor, action, target, detail) VALUES (?,?,?,?,?)",
+            (ts, actor, action, target, json.dumps(detail or {}, ensure_ascii=False)),
+        )
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key=?", (key,))
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.connection().execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def check(self) -> bool:
+        try:
+            self.connection().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        self.db.conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
