@@ -1,0 +1,63 @@
+"""GET /api/health: is the hub really working (broker, database, messages flowing)?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from hub import __version__
+from hub.api.deps import HubDep
+from hub.clock import clock_synced
+
+router = APIRouter(tags=["health"])
+
+#: Messages waiting with no commit for this long means the writer is stuck.
+STALL_S = 15.0
+
+
+@router.get("/api/health")
+def health(hub: HubDep) -> JSONResponse:
+    """200 when everything works; 503 with the reasons when something does not."""
+    problems: list[str] = []
+    mqtt = "connected" if hub.mqtt.connected else "disconnected"
+    if not hub.mqtt.connected:
+        problems.append(
+            "not connected to the MQTT broker"
+            + (f" ({hub.mqtt.last_error})" if hub.mqtt.last_error else "")
+        )
+    if not hub.mqtt.thread_alive and hub.started:
+        problems.append("the MQTT network thread is not running")
+    db = "ok" if hub.store.check() else "error"
+    if db != "ok":
+        problems.append("the database does not answer")
+    ing = hub.ingest
+    st = ing.stats
+    if hub.started and not ing.alive:
+        problems.append("the ingest writer stopped")
+    elif ing.pending and hub.clock.monotonic() - st.last_progress > STALL_S:
+        problems.append(
+            f"{ing.pending} messages waiting and nothing committed for "
+            f"{hub.clock.monotonic() - st.last_progress:.0f} s"
+            + (f" (last error: {st.last_error})" if st.last_error else "")
+        )
+    body: dict[str, Any] = {
+        "status": "ok" if not problems else "error",
+        "mqtt": mqtt,
+        "db": db,
+        "clock_synced": clock_synced(),
+        "version": __version__,
+        "ingest": {
+            "received": st.received,
+            "stored": st.stored,
+            "duplicates": st.duplicates,
+            "dead_letters": st.dead_letters,
+            "internal_errors": st.internal_errors,
+            "pending": ing.pending,
+            "last_error": st.last_error,
+        },
+    }
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=200 if not problems else 503)

@@ -1,0 +1,260 @@
+"""The `langso` command: run the hub, check a config, manage users, simulate, diagnose."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from hub import __version__
+from hub.errors import ConfigError, HubError
+from hub.settings import Settings, load_settings
+
+
+def _config_path(arg: str | None) -> Path | None:
+    value = arg or os.environ.get("LANGSO_CONFIG")
+    if value:
+        return Path(value)
+    default = Path("config/hub.toml")
+    return default if default.exists() else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(_config_path(args.config))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.api import create_app
+    from hub.app import build_hub
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    hub = build_hub(settings)
+    app = create_app(hub)
+    print(
+        f"Làng Số Hub {__version__}: http://{settings.http.host}:{settings.http.port}/docs "
+        f"(site {settings.site}, broker {settings.mqtt.host}:{settings.mqtt.port})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(Path(args.file))
+    print(f"{args.file}: ok (site {settings.site}, timezone {settings.timezone})")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from hub.clock import SystemClock
+    from hub.store import Store
+    from hub.users import Users
+
+    settings = _settings(args)
+    store = Store(settings.db_path)
+    try:
+        user = Users(store).add(
+            args.name,
+            args.role,
+            _read_password(args),
+            actor=f"cli:{getpass.getuser()}",
+            now=SystemClock().now().timestamp(),
+        )
+    finally:
+        store.close()
+    print(f"user {user.username} added with role {user.role}")
+    return 0
+
+
+def cmd_user_exists(args: argparse.Namespace) -> int:
+    from hub.store import Store
+
+    store = Store(_settings(args).db_path)
+    try:
+        found = store.one("SELECT 1 FROM users WHERE username=?", (args.name,)) is not None
+    finally:
+        store.close()
+    return 0 if found else 1
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from devices.simulator import run_simulator
+
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(
+        f"simulating {args.aps} APs and {args.sensors} sensors on "
+        f"{settings.mqtt.host}:{settings.mqtt.port} (site {settings.site})",
+        flush=True,
+    )
+    run_simulator(
+        settings.mqtt.host,
+        settings.mqtt.port,
+        settings.site,
+        args.aps,
+        args.sensors,
+        args.interval,
+        args.seed,
+        stop,
+    )
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check the installation; print one line per check and what to do when it fails."""
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str = "") -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        print(f"[{'ok' if ok else 'FAIL'}] {what}" + ("" if ok else f"\n       fix: {fix}"))
+
+    try:
+        settings = _settings(args)
+        report(True, f"configuration {_config_path(args.config) or '(defaults)'}")
+    except ConfigError as e:
+        report(False, f"configuration: {e}", "correct the key named above")
+        return 2
+    for tool, pkg in (
+        ("mosquitto", "mosquitto"),
+        ("mosquitto_pub", "mosquitto-clients"),
+        ("espeak-ng", "espeak-ng"),
+        ("ffmpeg", "ffmpeg"),
+        ("aplay", "alsa-utils"),
+    ):
+        found = shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists()
+        report(bool(found), f"{tool} installed", f"sudo apt-get install {pkg} (or: make run)")
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.data_dir / ".doctor"
+        probe.write_text("ok")
+        probe.unlink()
+        report(True, f"data directory {settings.data_dir} writable")
+    except OSError as e:
+        report(False, f"data directory {settings.data_dir}: {e}", "fix its permissions")
+    try:
+        with socket.create_connection((settings.mqtt.host, settings.mqtt.port), timeout=2):
+            report(True, f"broker answers at {settings.mqtt.host}:{settings.mqtt.port}")
+    except OSError as e:
+        report(
+            False,
+            f"broker at {settings.mqtt.host}:{settings.mqtt.port}: {e}",
+            "start mosquitto (sudo systemctl start mosquitto) or fix mqtt.host/port",
+        )
+    from hub.clock import clock_synced
+
+    synced = clock_synced()
+    report(
+        synced is not False,
+        f"system clock synchronised: {synced}",
+        "enable NTP (sudo timedatectl set-ntp true); schedules wait for it",
+    )
+    if settings.db_path.exists():
+        from hub.store import Store
+        from hub.users import Users
+
+        store = Store(settings.db_path)
+        try:
+            admins = Users(store).count("admin")
+        finally:
+            store.close()
+        report(admins > 0, f"{admins} admin account(s)", "langso user add NAME --role admin")
+    print("all good" if not problems else f"{problems} problem(s)")
+    return 0 if not problems else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="langso", description="Làng Số Hub")
+    p.add_argument("--version", action="version", version=f"langso {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument(
+            "--config", help="TOML settings file (default: $LANGSO_CONFIG or config/hub.toml)"
+        )
+        return sp
+
+    with_config(sub.add_parser("run", help="run the hub in the foreground")).set_defaults(
+        func=cmd_run
+    )
+    cc = sub.add_parser("check-config", help="validate a settings file")
+    cc.add_argument("file")
+    cc.set_defaults(func=cmd_check_config)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        dest="user_cmd", required=True
+    )
+    add = with_config(user.add_parser("add", help="create a user"))
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["admin", "head", "technician"])
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    add.set_defaults(func=cmd_user_add)
+    ex = with_config(user.add_parser("exists", help="exit 0 if the user exists"))
+    ex.add_argument("name")
+    ex.set_defaults(func=cmd_user_exists)
+
+    sim = with_config(sub.add_parser("simulate", help="publish a simulated village"))
+    sim.add_argument("--aps", type=int, default=20)
+    sim.add_argument("--sensors", type=int, default=5)
+    sim.add_argument("--interval", type=float, default=10.0, help="seconds between reports")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.set_defaults(func=cmd_simulate)
+
+    with_config(sub.add_parser("doctor", help="check the installation")).set_defaults(
+        func=cmd_doctor
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.func(args)
+        return rc
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except (HubError, ValueError) as e:
+        print(f"langso: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
