@@ -1,0 +1,170 @@
+"""The hub under test: in this process (fake clock, real broker, real HTTP) or as a process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from hub.api import create_app
+from hub.app import Hub, build_hub
+from hub.clock import Clock, FakeClock
+from hub.settings import Settings, load_settings
+from hub.users import Users
+from tests.broker import Broker, free_port, wait_port
+
+PASSWORD = "correct-horse-battery"
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll a condition (no fixed sleeps): return its first truthy value or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def hub_settings(broker: Broker, data_dir: Path, **env: str) -> Settings:
+    base = {
+        "LANGSO_SITE": f"t-{data_dir.name.lower()[:20]}-{os.getpid()}",
+        "LANGSO_DATA_DIR": str(data_dir),
+        "LANGSO_MQTT__HOST": broker.host,
+        "LANGSO_MQTT__PORT": str(broker.port),
+        "LANGSO_MQTT__CLIENT_ID": f"hub-{data_dir.name}-{os.getpid()}",
+        "LANGSO_MQTT__RECONNECT_MIN_S": "1",
+        "LANGSO_MQTT__RECONNECT_MAX_S": "1",
+        "LANGSO_HTTP__PORT": str(free_port()),
+        "LANGSO_AUDIO__SINK": "null",
+        **env,
+    }
+    return load_settings(None, env=base)
+
+
+class InProcessHub:
+    """build_hub + create_app served by uvicorn on 127.0.0.1 in a thread."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or FakeClock()
+        self.hub: Hub = build_hub(settings, clock=self.clock)
+        self.url = f"http://127.0.0.1:{settings.http.port}"
+        self.tokens: dict[str, str] = {}
+        self._clients: dict[str, httpx.Client] = {}
+        config = uvicorn.Config(
+            create_app(self.hub),
+            host="127.0.0.1",
+            port=settings.http.port,
+            log_level="warning",
+            lifespan="on",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.server.started, 10, "uvicorn to start")
+        wait_for(lambda: self.hub.mqtt.connected, 10, "the hub to connect to the broker")
+
+    def http(self, role: str | None = None) -> httpx.Client:
+        """One client per role, kept open for the hub's lifetime and closed by stop()."""
+        key = role or ""
+        if key not in self._clients:
+            headers = {"Authorization": f"Bearer {self.token(role)}"} if role else {}
+            self._clients[key] = httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return self._clients[key]
+
+    def token(self, role: str) -> str:
+        if role not in self.tokens:
+            name = f"{role}1"
+            if self.hub.store.one("SELECT 1 FROM users WHERE username=?", (name,)) is None:
+                Users(self.hub.store).add(name, role, PASSWORD, actor="test", now=0)
+            r = httpx.post(
+                f"{self.url}/api/auth/token", data={"username": name, "password": PASSWORD}
+            )
+            r.raise_for_status()
+            self.tokens[role] = r.json()["access_token"]
+        return self.tokens[role]
+
+    def tick(self) -> None:
+        """Run the health timers now (in the writer thread, as the hub's timer would)."""
+        self.hub.ingest.call_wait(self.hub.ingest.tick)
+
+    def stop(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+class HubProcess:
+    """`langso run` as a child process (for SIGKILL and restart tests)."""
+
+    def __init__(
+        self, broker: Broker, data_dir: Path, *, site: str = "test", http_port: int | None = None
+    ) -> None:
+        self.site = site
+        self.http_port = http_port or free_port()
+        self.env = {
+            **os.environ,
+            "LANGSO_SITE": site,
+            "LANGSO_DATA_DIR": str(data_dir),
+            "LANGSO_MQTT__HOST": broker.host,
+            "LANGSO_MQTT__PORT": str(broker.port),
+            "LANGSO_MQTT__CLIENT_ID": f"hubproc-{data_dir.name}",
+            "LANGSO_MQTT__RECONNECT_MIN_S": "1",
+            "LANGSO_MQTT__RECONNECT_MAX_S": "1",
+            "LANGSO_HTTP__PORT": str(self.http_port),
+            "LANGSO_LOG_LEVEL": "WARNING",
+            "LANGSO_AUDIO__SINK": "null",
+        }
+        self.env.pop("LANGSO_CONFIG", None)
+        self.log = data_dir / "hub.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "run"],
+                env=self.env,
+                cwd=Path(__file__).parents[1],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_port("127.0.0.1", self.http_port, timeout=20)
+        wait_for(lambda: self.health().get("mqtt") == "connected", 10, "the hub's MQTT link")
+
+    def health(self) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = httpx.get(f"{self.url}/api/health", timeout=5).json()
+            return body
+        except httpx.HTTPError:
+            return {}
+
+    def kill(self) -> None:
+        if self.proc:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
