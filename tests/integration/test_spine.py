@@ -317,3 +317,11 @@ def test_openapi_lists_the_contract(village: InProcessHub) -> None:
 
 def test_data_dir_is_where_the_settings_say(village: InProcessHub) -> None:
     assert Path(village.settings.db_path).exists()
+
+
+def test_prometheus_metrics_for_a_local_scraper(village: InProcessHub) -> None:
+    r = village.http().get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert 'langso_mqtt_messages_total{outcome="received"}' in r.text
+    assert "langso_mqtt_connected 1.0" in r.text
+    assert 'langso_devices{status="online"}' in r.text
