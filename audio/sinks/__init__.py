@@ -1,0 +1,78 @@
+"""Sinks: where a rendered WAV goes at the scheduled second (ALSA, a file, or nowhere).
+
+The playout switches the amplifier and the zone relays (GPIO) and then calls
+``sink.play(...)``; ``play`` returns at once with a ``Playback`` that the playout waits
+on (from a worker thread), stops on preemption or on the stop button, and reads for the
+broadcast log: ``started_at``, ``ended_at``, ``stopped``, ``error``. Every sink takes
+``clock: Callable[[], datetime]`` so that tests and benchmarks decide what time it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from audio.errors import SinkError
+from audio.sinks.alsa import AlsaSink
+from audio.sinks.file import FileSink
+from audio.sinks.null import NullSink
+
+__all__ = ["AlsaSink", "FileSink", "NullSink", "Playback", "Sink", "make_sink"]
+
+
+class Playback(Protocol):
+    """One announcement being played. Safe to use from any thread."""
+
+    @property
+    def started_at(self) -> datetime:
+        """UTC time of the first sample (read from the sink's clock)."""
+        ...
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """UTC time playing ended (finished, stopped or failed); None while playing."""
+        ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def stopped(self) -> bool:
+        """True when ``stop()`` cut it short."""
+        ...
+
+    @property
+    def error(self) -> str | None:
+        """Why it failed (e.g. aplay's message), or None."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until done or ``timeout`` seconds; True when done."""
+        ...
+
+    def stop(self) -> None:
+        """Stop now; returns once the output has stopped (within 200 ms)."""
+        ...
+
+    def raise_for_error(self) -> None:
+        """Raise SinkError if playing failed."""
+        ...
+
+
+class Sink(Protocol):
+    def play(self, wav: Path, *, announcement_id: str, zones: Sequence[str]) -> Playback:
+        """Start playing ``wav``; returns at once. SinkError if it cannot even start."""
+        ...
+
+
+def make_sink(kind: str, **opts: Any) -> Sink:
+    """``alsa`` (the PA), ``file`` (tests, demos: WAV + JSON per broadcast) or ``null``."""
+    if kind == "alsa":
+        return AlsaSink(**opts)
+    if kind == "file":
+        return FileSink(**opts)
+    if kind == "null":
+        return NullSink(**opts)
+    raise SinkError(f"unknown audio sink {kind!r}: set audio.sink to alsa, file or null")

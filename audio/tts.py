@@ -1,0 +1,222 @@
+"""Text to speech: the engine the renderer asks for a WAV of an announcement's words.
+
+Engines speak the text they are given. The renderer (``audio.render``) runs
+``audio.normalize_vi.normalize`` first, so every engine hears the same words and the
+render cache is keyed on what is actually spoken.
+
+Engines run in the caller's thread (a worker, never the event loop): each call is one
+subprocess with a timeout, and the text goes through stdin, never the command line, so
+a text starting with ``-`` cannot turn into an option.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Protocol
+
+from audio.errors import TTSError, UnknownVoice
+
+__all__ = ["VOICE_ALIASES", "EspeakNG", "Piper", "TTSEngine", "make_engine"]
+
+# What a head of village picks in the form, and the espeak-ng voice that reads it.
+VOICE_ALIASES = {
+    "north": "vi",
+    "central": "vi-vn-x-central",
+    "south": "vi-vn-x-south",
+}
+
+
+class TTSEngine(Protocol):
+    @property
+    def name(self) -> str:
+        """Short engine name for logs: ``espeak-ng``, ``piper``."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """Everything about the engine that changes its output (version, speed, model).
+
+        Part of the render cache key: a new espeak-ng or another speed re-renders.
+        """
+        ...
+
+    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+        """Write ``text`` spoken by ``voice`` (None: the engine's default) to ``out_wav``."""
+        ...
+
+
+def _which(binary: str, package: str) -> str:
+    found = shutil.which(binary)
+    if found is None:
+        raise TTSError(f"{binary} is not installed: install it with `apt install {package}`")
+    return found
+
+
+def _run(argv: list[str], *, text: str, timeout_s: float, what: str) -> None:
+    try:
+        proc = subprocess.run(
+            argv,
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TTSError(f"{what} took longer than {timeout_s:g} s: shorten the text") from exc
+    except OSError as exc:
+        raise TTSError(f"{what} could not start: {exc}") from exc
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise TTSError(f"{what} failed (exit {proc.returncode}): {detail or 'no message'}")
+
+
+def _check_wav(out_wav: Path, what: str) -> None:
+    # A RIFF header alone is 44 bytes; anything that small holds no speech.
+    if not out_wav.exists() or out_wav.stat().st_size <= 44:
+        raise TTSError(f"{what} produced no audio: is the voice data installed?")
+
+
+class EspeakNG:
+    """espeak-ng, the formant synthesiser packaged by Debian with three Vietnamese voices.
+
+    ``amplitude`` is 60 rather than espeak's 100: at 100 the Vietnamese voices clip
+    (samples at ±1.0, measured), and the renderer sets the final level anyway.
+    """
+
+    def __init__(
+        self,
+        *,
+        binary: str = "espeak-ng",
+        voice: str = "north",
+        speed: int = 150,
+        pitch: int = 50,
+        amplitude: int = 60,
+        timeout_s: float = 60.0,
+    ) -> None:
+        if not 80 <= speed <= 450:
+            raise TTSError(f"espeak-ng speed {speed} is out of range: use 80..450 words/min")
+        self._binary = _which(binary, "espeak-ng")
+        self._speed, self._pitch, self._amplitude = speed, pitch, amplitude
+        self._timeout_s = timeout_s
+        self._version = self._query(["--version"]).strip()
+        self._voices = self._installed_voices()
+        self._default_voice = self.resolve_voice(voice)
+
+    @property
+    def name(self) -> str:
+        return "espeak-ng"
+
+    @property
+    def identity(self) -> str:
+        return (
+            f"{self._version}|s={self._speed}|p={self._pitch}|a={self._amplitude}"
+            f"|default={self._default_voice}"
+        )
+
+    def _query(self, args: list[str]) -> str:
+        try:
+            proc = subprocess.run(
+                [self._binary, *args], capture_output=True, timeout=10, check=True
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            raise TTSError(f"espeak-ng does not answer ({' '.join(args)}): {exc}") from exc
+        return proc.stdout.decode("utf-8", "replace")
+
+    def _installed_voices(self) -> frozenset[str]:
+        # `espeak-ng --voices`: Pty Language Age/Gender VoiceName File Other Languages
+        names: set[str] = set()
+        for line in self._query(["--voices"]).splitlines()[1:]:
+            cols = line.split()
+            if len(cols) >= 5:
+                names.update({cols[1].lower(), cols[3].lower(), cols[4].lower()})
+                names.add(cols[4].rsplit("/", 1)[-1].lower())
+        return frozenset(names)
+
+    def resolve_voice(self, voice: str | None) -> str:
+        """An alias (north/central/south) or an installed espeak-ng voice name."""
+        if voice is None:
+            return self._default_voice
+        wanted = VOICE_ALIASES.get(voice.lower(), voice)
+        if wanted.lower() not in self._voices:
+            raise UnknownVoice(
+                f"unknown voice {voice!r}: use north, central or south "
+                f"(or an espeak-ng voice listed by `espeak-ng --voices`)"
+            )
+        return wanted
+
+    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+        if not text.strip():
+            raise TTSError("nothing to say: the announcement text is empty")
+        argv = [
+            self._binary,
+            "-v",
+            self.resolve_voice(voice),
+            "-s",
+            str(self._speed),
+            "-p",
+            str(self._pitch),
+            "-a",
+            str(self._amplitude),
+            "-b",
+            "1",  # the input is UTF-8
+            "--stdin",  # the whole text at once, from stdin (not line by line, not argv)
+            "-w",
+            str(out_wav),
+        ]
+        _run(argv, text=text, timeout_s=self._timeout_s, what="espeak-ng")
+        _check_wav(out_wav, "espeak-ng")
+
+
+class Piper:
+    """Piper neural TTS with a local ``.onnx`` voice model (nothing is downloaded).
+
+    ``voice`` in ``synthesize`` is a speaker number for multi-speaker models, else ignored.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: Path | str,
+        binary: str = "piper",
+        config: Path | str | None = None,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self._binary = _which(binary, "piper (https://github.com/rhasspy/piper)")
+        self._model = Path(model)
+        if not self._model.is_file():
+            raise TTSError(f"piper model {self._model} does not exist: check audio.piper_model")
+        self._config = Path(config) if config is not None else None
+        if self._config is not None and not self._config.is_file():
+            raise TTSError(f"piper model config {self._config} does not exist")
+        self._timeout_s = timeout_s
+
+    @property
+    def name(self) -> str:
+        return "piper"
+
+    @property
+    def identity(self) -> str:
+        st = self._model.stat()
+        return f"piper|{self._model.name}|{st.st_size}|{st.st_mtime_ns}"
+
+    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+        if not text.strip():
+            raise TTSError("nothing to say: the announcement text is empty")
+        argv = [self._binary, "--model", str(self._model), "--output_file", str(out_wav)]
+        if self._config is not None:
+            argv += ["--config", str(self._config)]
+        if voice is not None and voice.isdigit():
+            argv += ["--speaker", voice]
+        _run(argv, text=text, timeout_s=self._timeout_s, what="piper")
+        _check_wav(out_wav, "piper")
+
+
+def make_engine(name: str, **opts: Any) -> TTSEngine:
+    """``espeak-ng`` (or ``espeak``) or ``piper``, configured by keyword options."""
+    if name in {"espeak-ng", "espeak"}:
+        return EspeakNG(**opts)
+    if name == "piper":
+        return Piper(**opts)
+    raise TTSError(f"unknown TTS engine {name!r}: use espeak-ng or piper")
