@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from audio.sinks import Sink, make_sink
+from audio.tts import TTSEngine, make_engine
 from devices.adapters import Router, make_adapter
-from hub.clock import Clock, SystemClock
-from hub.ingest import Ingest
-from hub.monitor import Monitor
+from devices.events import AnnounceCommand
+from devices.gpio import GpioConfig, PaHardware
+from hub.announcements import Announcements
+from hub.clock import Clock, SystemClock, clock_synced
+from hub.errors import ConfigError
+from hub.ingest import Ingest, Stored
+from hub.monitor import Change, Monitor
 from hub.mqtt import MqttLink
+from hub.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.retention import Retention
 from hub.settings import Settings
 from hub.store import Store
@@ -43,6 +53,9 @@ class Hub:
     ingest: Ingest
     mqtt: MqttLink
     retention: Retention
+    playout: Playout
+    announcements: Announcements
+    hardware: PaHardware | None
     _timer_stop: threading.Event = field(default_factory=threading.Event)
     _timer: threading.Thread | None = None
     started: bool = False
@@ -50,6 +63,8 @@ class Hub:
     def start(self) -> None:
         self.ingest.start()
         self.mqtt.start()
+        self.playout.start()
+        self.announcements.start()
         self._timer_stop.clear()
         self._timer = threading.Thread(target=self._timers, name="hub-timers", daemon=True)
         self._timer.start()
@@ -57,7 +72,12 @@ class Hub:
         log.info("hub started for site %s", self.settings.site)
 
     def stop(self) -> None:
-        """Reverse order: stop taking messages, let the writer finish, close the file."""
+        """Reverse order, amplifier off first: cut the sound, stop taking messages, let
+        the writer finish, close the file."""
+        self.playout.stop()
+        if self.hardware is not None:
+            self.hardware.safe_shutdown()
+        self.announcements.stop()
         self._timer_stop.set()
         if self._timer:
             self._timer.join(5)
@@ -78,7 +98,57 @@ class Hub:
                 self.ingest.call(self.retention.sweep)
 
 
-def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
+def _discard(_: object) -> None:
+    """gpiozero callbacks return nothing."""
+
+
+def build_sink(settings: Settings, clock: Clock) -> Sink:
+    a = settings.audio
+    now = clock.now
+    if a.sink == "file":
+        return make_sink("file", out_dir=a.file_dir or settings.data_dir / "broadcasts", clock=now)
+    if a.sink == "alsa":
+        return make_sink("alsa", device=a.alsa_device, clock=now)
+    return make_sink("null", clock=now)
+
+
+def build_hardware(settings: Settings, pin_factory: Any = None) -> PaHardware | None:
+    g = settings.gpio
+    if not g.enabled:
+        return None
+    config = GpioConfig(
+        amplifier_pin=g.amplifier_pin,
+        zones=g.zones,
+        on_air_led_pin=g.on_air_led_pin,
+        emergency_button_pin=g.emergency_button_pin,
+        stop_button_pin=g.stop_button_pin,
+        amplifier_active_high=g.amplifier_active_high,
+        zones_active_high=g.zones_active_high,
+        lead_in_s=g.lead_in_s,
+        tail_s=g.tail_s,
+        max_on_s=g.max_on_s,
+    )
+    try:
+        return PaHardware(config, pin_factory=pin_factory)
+    except Exception as e:  # gpiozero's errors: no pin library, pin busy, not a Pi…
+        raise ConfigError(
+            "gpio",
+            "gpio.enabled",
+            f"cannot open the pins ({type(e).__name__}: {e}); off the Pi set "
+            "GPIOZERO_PIN_FACTORY=mock, or gpio.enabled = false",
+        ) from e
+
+
+def build_hub(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    pin_factory: Any = None,
+    sink: Sink | None = None,
+    engine_factory: Callable[[], TTSEngine] | None = None,
+    synced: Callable[[], bool | None] = clock_synced,
+) -> Hub:
+    """Every part, in the order of the flow; ``clock``, pins, sink and TTS are injectable."""
     clock = clock or SystemClock()
     store = Store(settings.db_path)
     router = build_router(settings)
@@ -109,6 +179,57 @@ def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
     )
     holder["mqtt"] = link
     retention = Retention(settings.retention, store, ingest_conn=ingest.conn, clock=clock)
+    hardware = build_hardware(settings, pin_factory)
+    if hardware is not None:
+        atexit.register(hardware.safe_shutdown)  # amplifier off on every exit path
+    holder_ann: dict[str, Announcements] = {}
+    playout = Playout(
+        sink=sink or build_sink(settings, clock),
+        pa=PaAdapter(hardware),
+        clock=clock,
+        policy=PlayoutPolicy(
+            tz=settings.tz,
+            lead_in_s=settings.gpio.lead_in_s,
+            tail_s=settings.gpio.tail_s,
+            quiet_hours=settings.announcements.quiet_hours,
+            daily_cap=settings.announcements.daily_cap,
+        ),
+        on_log=lambda b: holder_ann["a"].on_broadcast(b),
+        on_state=lambda st: holder_ann["a"].publish_state(st),
+        played_today=lambda day: holder_ann["a"].played_today(day),
+    )
+    a = settings.audio
+    announcements = Announcements(
+        settings,
+        store,
+        clock,
+        engine_factory=engine_factory
+        or (
+            lambda: make_engine(
+                a.tts_engine, **({"model": a.piper_model} if a.tts_engine == "piper" else {})
+            )
+        ),
+        playout=playout,
+        publish=publish,
+        clock_synced=synced,
+    )
+    holder_ann["a"] = announcements
+
+    def on_ingest(stored: list[Stored], changes: list[Change]) -> None:
+        # Writer thread: hand commands over, never render here.
+        for s in stored:
+            if isinstance(s.event, AnnounceCommand):
+                announcements.command(dict(s.event.body), f"mqtt:{s.topic}")
+
+    ingest.listeners.append(on_ingest)
+    if hardware is not None and hardware.buttons is not None:
+        # gpiozero's callback threads: both hand over at once.
+        hardware.buttons.when_emergency = announcements.emergency_button
+        hardware.buttons.when_stop = lambda: _discard(playout.stop_current("stop button"))
+    if hardware is not None:
+        hardware.amplifier.when_capped = lambda: _discard(
+            playout.stop_current("amplifier on-time cap")
+        )
     return Hub(
         settings=settings,
         clock=clock,
@@ -118,4 +239,7 @@ def build_hub(settings: Settings, *, clock: Clock | None = None) -> Hub:
         ingest=ingest,
         mqtt=link,
         retention=retention,
+        playout=playout,
+        announcements=announcements,
+        hardware=hardware,
     )

@@ -13,10 +13,15 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub import __version__
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from hub.announcements import Announcements
+    from hub.store import Store
 
 
 def _config_path(arg: str | None) -> Path | None:
@@ -103,6 +108,97 @@ def cmd_user_exists(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0 if found else 1
+
+
+def _announcements(settings: Settings) -> tuple[Announcements, Store]:
+    """The announcement service without the running hub: it writes the same table, and
+    the hub's scheduler (which reads it every second) picks the row up."""
+    from audio.sinks import make_sink
+    from audio.tts import make_engine
+    from hub.announcements import Announcements
+    from hub.clock import SystemClock
+    from hub.playout import PaAdapter, Playout, PlayoutPolicy
+    from hub.store import Store
+
+    store = Store(settings.db_path)
+    clock = SystemClock()
+    idle = Playout(
+        sink=make_sink("null"),
+        pa=PaAdapter(None),
+        clock=clock,
+        policy=PlayoutPolicy(tz=settings.tz),
+        on_log=lambda b: None,
+    )
+    service = Announcements(
+        settings,
+        store,
+        clock,
+        engine_factory=lambda: make_engine(settings.audio.tts_engine),
+        playout=idle,
+        publish=lambda topic, payload, retain: None,
+    )
+    return service, store
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from hub.announcements import Actor, AnnouncementError, AnnouncementIn
+
+    settings = _settings(args)
+    service, store = _announcements(settings)
+    try:
+        body = AnnouncementIn(
+            title=args.title or args.text[:60],
+            text=args.text,
+            category=args.category or ("emergency" if args.priority == "emergency" else "notice"),
+            priority=args.priority,
+            zones=args.zone or ["all"],
+            start_at=datetime.fromisoformat(args.at) if args.at else None,
+            rrule=args.rrule,
+            repeat=args.repeat,
+            voice=args.voice,
+        )
+        a = service.create(body, Actor(f"cli:{getpass.getuser()}", "head"))
+    except AnnouncementError as e:
+        print(f"langso: {e}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(
+        f"{a['id']} {a['status']} next run {_local(a['next_run'], settings)} "
+        f"({a['duration_s']:.1f} s of audio)"
+    )
+    return 0
+
+
+def _local(iso: str | None, settings: Settings) -> str:
+    from datetime import datetime
+
+    if not iso:
+        return "-"
+    return (
+        datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        .astimezone(settings.tz)
+        .strftime("%Y-%m-%d %H:%M:%S")
+    )
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    service, store = _announcements(settings)
+    try:
+        rows = service.list_all(staff=True, upcoming=True, limit=args.limit)
+    finally:
+        store.close()
+    if not rows:
+        print("nothing scheduled")
+    for a in rows:
+        print(
+            f"{_local(a['next_run'], settings)}  {a['priority']:<9} {a['id']}  "
+            f"{a['title']}" + (f"  [{a['rrule']}]" if a["rrule"] else "")
+        )
+    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -234,6 +330,21 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--interval", type=float, default=10.0, help="seconds between reports")
     sim.add_argument("--seed", type=int, default=1)
     sim.set_defaults(func=cmd_simulate)
+
+    ann = with_config(sub.add_parser("announce", help="schedule an announcement"))
+    ann.add_argument("text", help="what the loudspeakers say (Vietnamese)")
+    ann.add_argument("--at", help="when, village time: 2026-12-01 19:30 (default: now)")
+    ann.add_argument("--rrule", help="recurrence, e.g. FREQ=DAILY or FREQ=WEEKLY;BYDAY=MO")
+    ann.add_argument("--priority", default="normal", choices=["normal", "high", "emergency"])
+    ann.add_argument("--zone", action="append", help="a zone (repeat for more; default all)")
+    ann.add_argument("--title")
+    ann.add_argument("--category", choices=["notice", "news", "meeting", "emergency"])
+    ann.add_argument("--repeat", type=int, default=1, help="times said per broadcast (1-5)")
+    ann.add_argument("--voice", help="north, central or south")
+    ann.set_defaults(func=cmd_announce)
+    sched = with_config(sub.add_parser("schedule", help="list what will play next"))
+    sched.add_argument("--limit", type=int, default=20)
+    sched.set_defaults(func=cmd_schedule)
 
     with_config(sub.add_parser("doctor", help="check the installation")).set_defaults(
         func=cmd_doctor

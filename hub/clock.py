@@ -17,6 +17,10 @@ class Clock(Protocol):
         """Seconds for measuring durations (timeouts, tolerances); never jumps."""
         ...
 
+    def sleep(self, seconds: float, wake: threading.Event) -> bool:
+        """Wait ``seconds`` of this clock's time; True when ``wake`` was set first."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -24,6 +28,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep(self, seconds: float, wake: threading.Event) -> bool:
+        return wake.wait(max(0.0, seconds))
 
 
 class FakeClock:
@@ -33,6 +40,7 @@ class FakeClock:
         self._now = start or datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
         self._mono = 1000.0
         self._lock = threading.Lock()
+        self._moved = threading.Condition(self._lock)
 
     def now(self) -> datetime:
         with self._lock:
@@ -46,11 +54,24 @@ class FakeClock:
         with self._lock:
             self._now += timedelta(seconds=seconds)
             self._mono += seconds
+            self._moved.notify_all()
 
     def set(self, when: datetime) -> None:
         with self._lock:
             self._mono += (when - self._now).total_seconds()
             self._now = when
+            self._moved.notify_all()
+
+    def sleep(self, seconds: float, wake: threading.Event) -> bool:
+        """Blocks until the test advances the clock past the deadline (or wake is set)."""
+        with self._lock:
+            deadline = self._mono + seconds
+            while self._mono < deadline:
+                if wake.is_set():
+                    return True
+                # Short real waits: ``wake`` is a plain Event that cannot notify us.
+                self._moved.wait(0.005)
+        return wake.is_set()
 
 
 def utc_iso(dt: datetime) -> str:

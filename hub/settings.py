@@ -190,6 +190,96 @@ class AudioSettings(_Model):
         None, description="Where the file sink writes (default <data_dir>/broadcasts)."
     )
     alsa_device: str = Field("default", description="ALSA device for aplay.")
+    tts_engine: Literal["espeak-ng", "piper"] = Field(
+        "espeak-ng", description="Text-to-speech engine."
+    )
+    voice: str = Field(
+        "north", description="Default voice: north, central, south (or an espeak-ng voice)."
+    )
+    piper_model: Path | None = Field(None, description="Voice model file for piper.")
+    sample_rate: int = Field(22050, ge=8000, le=48000, description="PA sample rate (Hz).")
+    target_lufs: float = Field(-16.0, ge=-40, le=-5, description="Loudness target (LUFS).")
+    emergency_lufs: float = Field(
+        -12.0, ge=-40, le=-5, description="Loudness of emergency broadcasts (LUFS)."
+    )
+    true_peak_db: float = Field(-1.0, le=0, description="True-peak ceiling (dBTP).")
+    chime: str = Field(
+        "generated", description="Chime before and after: generated, none, or a file path."
+    )
+    repeat_gap_s: float = Field(2.0, ge=0, le=30, description="Silence between repeats.")
+    max_upload_mb: float = Field(25, gt=0, le=200, description="Largest recording accepted.")
+    max_upload_s: float = Field(900, gt=0, description="Longest recording accepted (s).")
+
+
+class AnnouncementSettings(_Model):
+    require_approval: bool = Field(
+        False,
+        description="Non-emergency announcements need a second person's approval "
+        "(draft -> approved -> scheduled).",
+    )
+    grace_s: float = Field(
+        600, ge=0, description="After downtime, an occurrence missed by less than this plays."
+    )
+    quiet_hours: str | None = Field(
+        "21:30-05:30",
+        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="Local window in which normal broadcasts wait (emergencies do not).",
+    )
+    daily_cap: int = Field(
+        12, ge=1, description="Normal and priority broadcasts per local day at most."
+    )
+    emergency_repeats: int = Field(3, ge=1, le=10, description="Repeats of an emergency.")
+    require_clock_sync: bool = Field(
+        True,
+        description="Nothing fires while the system clock is not synchronised (a Pi has no "
+        "battery clock); an alert says why.",
+    )
+    emergency_text: str = Field(
+        "Thông báo khẩn cấp. Đề nghị bà con chú ý theo dõi loa truyền thanh và làm theo "
+        "hướng dẫn của chính quyền thôn.",
+        description="Read when the emergency button is held.",
+    )
+
+
+class GpioSettings(_Model):
+    enabled: bool = Field(True, description="Drive the amplifier and relays through gpiozero.")
+    amplifier_pin: int = Field(17, ge=0, le=27, description="BCM pin of the amplifier relay.")
+    amplifier_active_high: bool = Field(True, description="Relay switches on a high level.")
+    lead_in_s: float = Field(
+        1.5, ge=0, le=10, description="Amplifier on this long before the first word."
+    )
+    tail_s: float = Field(2.0, ge=0, le=30, description="Amplifier off this long after.")
+    max_on_s: float = Field(1800, gt=0, description="Hard cap on amplifier on-time.")
+    zones: dict[str, int] = Field(
+        default_factory=lambda: {"xom-dong": 27, "xom-tay": 22},
+        description="Loudspeaker zones: name -> BCM pin of its relay.",
+    )
+    zones_active_high: bool = Field(True, description="Zone relays switch on a high level.")
+    on_air_led_pin: int | None = Field(23, ge=0, le=27, description="BCM pin of the LED.")
+    emergency_button_pin: int | None = Field(
+        24, ge=0, le=27, description="Emergency button (held 2 s)."
+    )
+    stop_button_pin: int | None = Field(25, ge=0, le=27, description="Stop button.")
+
+    @model_validator(mode="after")
+    def _pins(self) -> GpioSettings:
+        uses: dict[int, str] = {}
+        named = [
+            ("amplifier_pin", self.amplifier_pin),
+            ("on_air_led_pin", self.on_air_led_pin),
+            ("emergency_button_pin", self.emergency_button_pin),
+            ("stop_button_pin", self.stop_button_pin),
+        ]
+        named += [(f"zones.{z}", p) for z, p in self.zones.items()]
+        for name, pin in named:
+            if pin is None:
+                continue
+            if pin in uses:
+                raise ValueError(f"GPIO{pin} is used twice: by {uses[pin]} and {name}")
+            uses[pin] = name
+        if "all" in self.zones:
+            raise ValueError("zone name 'all' is reserved (it means every zone)")
+        return self
 
 
 class Settings(_Model):
@@ -212,6 +302,12 @@ class Settings(_Model):
         default_factory=RetentionSettings, description="How long data is kept."
     )
     audio: AudioSettings = Field(default_factory=AudioSettings, description="Audio output.")
+    announcements: AnnouncementSettings = Field(
+        default_factory=AnnouncementSettings, description="Scheduling and playout policy."
+    )
+    gpio: GpioSettings = Field(
+        default_factory=GpioSettings, description="Amplifier, zone relays, LED, buttons."
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -61,6 +61,32 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY, ts REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
         target TEXT, detail TEXT NOT NULL DEFAULT '{}');
     """,
+    # 2: announcements on the loudspeakers
+    """
+    CREATE TABLE audio_assets(
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL,
+        duration_s REAL NOT NULL, original_name TEXT, codec TEXT,
+        created_at REAL NOT NULL, created_by TEXT NOT NULL);
+    CREATE TABLE announcements(
+        id TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT, audio_id TEXT
+            REFERENCES audio_assets(id),
+        category TEXT NOT NULL, priority TEXT NOT NULL, zones TEXT NOT NULL,
+        start_local TEXT NOT NULL, rrule TEXT, exdates TEXT NOT NULL DEFAULT '[]',
+        repeat INTEGER NOT NULL DEFAULT 1, expires_at REAL, voice TEXT,
+        status TEXT NOT NULL, corrects TEXT, published INTEGER NOT NULL DEFAULT 1,
+        render_wav TEXT, render_web TEXT, render_sha TEXT, duration_s REAL,
+        next_run REAL, last_run REAL,
+        created_by TEXT NOT NULL, approved_by TEXT, created_at REAL NOT NULL,
+        updated_at REAL NOT NULL);
+    CREATE INDEX announcements_status ON announcements(status, next_run);
+    CREATE TABLE broadcasts(
+        id INTEGER PRIMARY KEY, announcement_id TEXT NOT NULL REFERENCES announcements(id),
+        scheduled_for REAL NOT NULL, started_at REAL, ended_at REAL, status TEXT NOT NULL,
+        zones TEXT NOT NULL, priority TEXT NOT NULL, detail TEXT);
+    CREATE INDEX broadcasts_time ON broadcasts(scheduled_for);
+    CREATE UNIQUE INDEX broadcasts_occurrence ON broadcasts(announcement_id, scheduled_for)
+        WHERE status != 'preempted';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

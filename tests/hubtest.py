@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import uvicorn
+from gpiozero.pins.mock import MockFactory
 
+from audio.sinks import Sink
 from hub.api import create_app
 from hub.app import Hub, build_hub
 from hub.clock import Clock, FakeClock
@@ -56,10 +58,20 @@ def hub_settings(broker: Broker, data_dir: Path, **env: str) -> Settings:
 class InProcessHub:
     """build_hub + create_app served by uvicorn on 127.0.0.1 in a thread."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        sink: Sink | None = None,
+        synced: Callable[[], bool | None] = lambda: True,
+    ) -> None:
         self.settings = settings
         self.clock = clock or FakeClock()
-        self.hub: Hub = build_hub(settings, clock=self.clock)
+        self.pins = MockFactory()
+        self.hub: Hub = build_hub(
+            settings, clock=self.clock, pin_factory=self.pins, sink=sink, synced=synced
+        )
         self.url = f"http://127.0.0.1:{settings.http.port}"
         self.tokens: dict[str, str] = {}
         self._clients: dict[str, httpx.Client] = {}
@@ -96,6 +108,26 @@ class InProcessHub:
             self.tokens[role] = r.json()["access_token"]
         return self.tokens[role]
 
+    def run_until(
+        self, cond: Callable[[], Any], *, step: float = 0.5, limit: float = 600, what: str = "it"
+    ) -> Any:
+        """Drive the fake clock forward in steps until ``cond`` holds (threads act between
+        steps); fail after ``limit`` seconds of fake time."""
+        clock = self.clock
+        assert isinstance(clock, FakeClock)
+        moved = 0.0
+        while True:
+            deadline = time.monotonic() + 0.05
+            while time.monotonic() < deadline:
+                value = cond()
+                if value:
+                    return value
+                time.sleep(0.005)
+            if moved >= limit:
+                raise AssertionError(f"{what}: not within {limit} s of fake time")
+            clock.advance(step)
+            moved += step
+
     def tick(self) -> None:
         """Run the health timers now (in the writer thread, as the hub's timer would)."""
         self.hub.ingest.call_wait(self.hub.ingest.tick)
@@ -127,6 +159,8 @@ class HubProcess:
             "LANGSO_HTTP__PORT": str(self.http_port),
             "LANGSO_LOG_LEVEL": "WARNING",
             "LANGSO_AUDIO__SINK": "null",
+            "LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC": "false",
+            "GPIOZERO_PIN_FACTORY": "mock",
         }
         self.env.pop("LANGSO_CONFIG", None)
         self.log = data_dir / "hub.log"

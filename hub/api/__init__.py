@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import __version__
-from hub.api import auth, devices, health, metrics
+from hub.api import announcements, auth, devices, health, metrics
 from hub.app import Hub
 
 
@@ -53,4 +53,5 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(devices.router)
     app.include_router(metrics.router)
+    app.include_router(announcements.router)
     return app

@@ -1,0 +1,418 @@
+"""Playout: one queue, never two broadcasts at once; priorities, preemption, quiet hours.
+
+The three classes of Vietnamese grassroots broadcasting: ``normal`` fits the
+schedule, ``high`` (priority) goes before normal ones, ``emergency`` plays at
+once, preempting whatever plays and ignoring quiet hours and the daily cap.
+
+Timing: a job is handed over ahead of its instant; the amplifier (and the zone
+relays, and the on-air LED) switch on ``lead_in_s`` before it, so that at the
+scheduled second only the sink starts and the first words are not clipped.
+
+Threads: everything here runs in the ``playout`` thread; ``submit`` and
+``stop_current`` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from audio.errors import AudioError
+from audio.sinks import Playback, Sink
+from hub.clock import Clock
+from hub.schedule import in_window, window_end
+
+log = logging.getLogger(__name__)
+
+Priority = Literal["normal", "high", "emergency"]
+RANK: dict[str, int] = {"emergency": 0, "high": 1, "normal": 2}
+Status = Literal["played", "missed", "preempted", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One occurrence of an announcement, ready to play (audio rendered ahead)."""
+
+    announcement_id: str
+    scheduled_for: datetime  # aware UTC: the instant the first sample is due
+    priority: Priority
+    wav: Path
+    duration_s: float
+    zones: tuple[str, ...] = ("all",)
+    title: str = ""
+
+    @property
+    def rank(self) -> tuple[int, datetime]:
+        return (RANK[self.priority], self.scheduled_for)
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A line of the playout log (the as-run report)."""
+
+    announcement_id: str
+    scheduled_for: datetime
+    status: Status
+    zones: tuple[str, ...]
+    priority: Priority
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlayoutPolicy:
+    tz: tzinfo
+    lead_in_s: float = 1.5
+    tail_s: float = 2.0
+    quiet_hours: str | None = "21:30-05:30"
+    daily_cap: int = 12
+
+
+class PaLike(Protocol):
+    """What the playout needs of the PA hardware (devices.gpio.PaHardware has it)."""
+
+    def amp_on(self) -> None: ...
+    def amp_off(self) -> None: ...
+    def select_zones(self, zones: Sequence[str]) -> None: ...
+    def release_zones(self) -> None: ...
+    def on_air(self, on: bool) -> None: ...
+
+
+class PaAdapter:
+    """Adapts devices.gpio.PaHardware (or nothing, on a hub without relays) to PaLike."""
+
+    def __init__(self, hardware: Any | None) -> None:
+        self.hw = hardware
+
+    def amp_on(self) -> None:
+        if self.hw is not None:
+            self.hw.amplifier.on()
+
+    def amp_off(self) -> None:
+        if self.hw is not None:
+            self.hw.amplifier.off()
+
+    def select_zones(self, zones: Sequence[str]) -> None:
+        if self.hw is not None and self.hw.zones.zones:
+            self.hw.zones.select(zones)
+
+    def release_zones(self) -> None:
+        if self.hw is not None:
+            self.hw.zones.release()
+
+    def on_air(self, on: bool) -> None:
+        if self.hw is not None and self.hw.led is not None:
+            (self.hw.led.on if on else self.hw.led.off)()
+
+
+@dataclass
+class _Current:
+    job: Job
+    playback: Playback | None = None
+    preempted_by: str | None = None
+    stopped_by: str | None = None
+
+
+@dataclass
+class PlayoutState:
+    state: Literal["idle", "playing"] = "idle"
+    announcement_id: str | None = None
+    title: str | None = None
+    priority: str | None = None
+    started_at: datetime | None = None
+    zones: tuple[str, ...] = ()
+    queue: list[str] = field(default_factory=list)
+
+
+class Playout:
+    def __init__(
+        self,
+        *,
+        sink: Sink,
+        pa: PaLike,
+        clock: Clock,
+        policy: PlayoutPolicy,
+        on_log: Callable[[Broadcast], None],
+        on_state: Callable[[PlayoutState], None] = lambda s: None,
+        played_today: Callable[[datetime], int] = lambda day_start: 0,
+        trace: Callable[[str, datetime], None] | None = None,
+    ) -> None:
+        self.sink, self.pa, self.clock, self.policy = sink, pa, clock, policy
+        self._on_log, self._on_state = on_log, on_state
+        self._played_today = played_today
+        self.trace = trace or (lambda what, at: None)
+        self._lock = threading.Lock()
+        self._pending: list[Job] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._current: _Current | None = None
+        self._thread: threading.Thread | None = None
+        self.state = PlayoutState()
+
+    # -- any thread ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="playout", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Shut down: cut what plays, amplifier off (every exit path ends here)."""
+        self._stop.set()
+        self._wake.set()
+        self.stop_current("shutdown")
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self._safe_off()
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            if any(
+                j.announcement_id == job.announcement_id and j.scheduled_for == job.scheduled_for
+                for j in self._pending
+            ):
+                return  # the scheduler may hand the same occurrence over twice: play it once
+            self._pending.append(job)
+            self._pending.sort(key=lambda j: j.rank)
+            cur = self._current
+            if (
+                cur is not None
+                and job.priority == "emergency"
+                and cur.job.priority != "emergency"
+                and cur.preempted_by is None
+            ):
+                cur.preempted_by = job.announcement_id
+                if cur.playback is not None:
+                    cur.playback.stop()
+        self._wake.set()
+        self._publish_state()
+
+    def stop_current(self, by: str) -> bool:
+        """The stop button, or ``POST /api/broadcasts/stop``: cut what plays now."""
+        with self._lock:
+            cur = self._current
+            if cur is None:
+                return False
+            cur.stopped_by = by
+            if cur.playback is not None:
+                cur.playback.stop()
+        self._wake.set()
+        return True
+
+    def cancel(self, announcement_id: str) -> int:
+        """Drop queued occurrences of an announcement (and cut it if it plays)."""
+        with self._lock:
+            dropped = [j for j in self._pending if j.announcement_id == announcement_id]
+            self._pending = [j for j in self._pending if j.announcement_id != announcement_id]
+        for j in dropped:
+            self._log(j, "cancelled", detail="cancelled before it played")
+        cur = self._current
+        if cur is not None and cur.job.announcement_id == announcement_id:
+            self.stop_current("cancelled")
+        self._publish_state()
+        return len(dropped)
+
+    @property
+    def pending(self) -> list[Job]:
+        with self._lock:
+            return list(self._pending)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- playout thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            job, wait = self._next()
+            if job is None:
+                self.clock.sleep(wait, self._wake)
+                continue
+            try:
+                self._play(job)
+            except Exception as e:  # never leave the amplifier on, never die
+                log.exception("playout of %s failed", job.announcement_id)
+                self._safe_off()
+                self._log(job, "failed", detail=f"{type(e).__name__}: {e}")
+                with self._lock:
+                    self._current = None
+                self._publish_state()
+
+    def _next(self) -> tuple[Job | None, float]:
+        """The job to start now (its lead-in has come), or how long to wait."""
+        now = self.clock.now()
+        lead = timedelta(seconds=self.policy.lead_in_s)
+        wait = 3600.0
+        with self._lock:
+            for job in self._pending:
+                hold = self._held_until(job, now)
+                if hold is not None:
+                    wait = min(wait, (hold - now).total_seconds())
+                    continue
+                start = job.scheduled_for - lead
+                if start <= now:
+                    self._pending.remove(job)
+                    self._current = _Current(job)
+                    return job, 0.0
+                wait = min(wait, (start - now).total_seconds())
+        return None, max(0.0, wait)
+
+    def _held_until(self, job: Job, now: datetime) -> datetime | None:
+        """Quiet hours and the daily cap hold normal and priority broadcasts back."""
+        if job.priority == "emergency":
+            return None
+        p = self.policy
+        if p.quiet_hours and in_window(p.quiet_hours, now, p.tz):
+            return window_end(p.quiet_hours, now, p.tz)
+        local = now.astimezone(p.tz)
+        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self._played_today(day_start.astimezone(UTC)) >= p.daily_cap:
+            return (day_start + timedelta(days=1)).astimezone(UTC)
+        return None
+
+    def _play(self, job: Job) -> None:
+        p = self.policy
+        cur = self._current
+        assert cur is not None
+        # Relays first, amplifier second: switching a relay under load clicks in every
+        # speaker of the village.
+        self.pa.select_zones(job.zones)
+        self.pa.on_air(True)
+        self.pa.amp_on()
+        self.trace("amp_on", self.clock.now())
+        # Wait out the lead-in until the instant (an emergency or a late job: at once,
+        # still after a full lead-in so the amplifier has settled).
+        due = max(job.scheduled_for, self.clock.now() + timedelta(seconds=p.lead_in_s))
+        interrupted = False
+        while True:
+            remaining = (due - self.clock.now()).total_seconds()
+            if remaining <= 0:
+                break
+            if self.clock.sleep(remaining, self._wake) and (
+                cur.preempted_by or cur.stopped_by or self._stop.is_set()
+            ):
+                interrupted = True
+                break
+            self._wake.clear()
+        if interrupted:
+            self._finish(job, None, None)
+            return
+        try:
+            playback = self.sink.play(job.wav, announcement_id=job.announcement_id, zones=job.zones)
+        except AudioError as e:
+            self._finish(job, None, None, error=str(e))
+            return
+        started = playback.started_at
+        self.trace("play", started)
+        with self._lock:
+            cur.playback = playback
+            preempt = cur.preempted_by or cur.stopped_by
+        if preempt:
+            playback.stop()
+        self._set_state(
+            PlayoutState(
+                "playing", job.announcement_id, job.title, job.priority, started, job.zones
+            )
+        )
+        # Bounded wait: a sink that hangs is cut after its length plus a margin.
+        limit = job.duration_s * 1.5 + 30
+        if not playback.wait(limit):
+            playback.stop()
+            playback.wait(5)
+            self._finish(
+                job, started, self.clock.now(), error=f"sink did not finish in {limit:.0f} s"
+            )
+            return
+        self._finish(job, started, playback.ended_at or self.clock.now(), error=playback.error)
+
+    def _finish(
+        self,
+        job: Job,
+        started: datetime | None,
+        ended: datetime | None,
+        *,
+        error: str | None = None,
+    ) -> None:
+        cur = self._current
+        assert cur is not None
+        with self._lock:
+            self._current = None
+            next_emergency = any(j.priority == "emergency" for j in self._pending)
+        if cur.preempted_by is not None:
+            status: Status = "preempted"
+            detail = f"preempted by {cur.preempted_by}"
+            # Rebooked into the next free gap: it goes back to the queue as it was.
+            with self._lock:
+                self._pending.append(replace(job))
+                self._pending.sort(key=lambda j: j.rank)
+        elif cur.stopped_by is not None:
+            status, detail = ("cancelled", f"stopped by {cur.stopped_by}")
+        elif error:
+            status, detail = ("failed", error)
+        else:
+            status, detail = ("played", None)
+        if next_emergency and cur.preempted_by is not None:
+            # Keep the amplifier and relays up: the emergency follows at once.
+            self.trace("handover", self.clock.now())
+        else:
+            self._tail_off()
+        self._log(job, status, started=started, ended=ended, detail=detail)
+        self._set_state(PlayoutState())
+
+    def _tail_off(self) -> None:
+        self.clock.sleep(self.policy.tail_s, self._stop)
+        self.pa.amp_off()
+        self.trace("amp_off", self.clock.now())
+        self.pa.release_zones()
+        self.pa.on_air(False)
+
+    def _safe_off(self) -> None:
+        for step in (self.pa.amp_off, self.pa.release_zones, lambda: self.pa.on_air(False)):
+            try:
+                step()
+            except Exception:
+                log.exception("switching the PA off failed")
+
+    def _log(
+        self,
+        job: Job,
+        status: Status,
+        *,
+        started: datetime | None = None,
+        ended: datetime | None = None,
+        detail: str | None = None,
+    ) -> None:
+        try:
+            self._on_log(
+                Broadcast(
+                    job.announcement_id,
+                    job.scheduled_for,
+                    status,
+                    job.zones,
+                    job.priority,
+                    started,
+                    ended,
+                    detail,
+                )
+            )
+        except Exception:
+            log.exception("writing the playout log failed")
+
+    def _set_state(self, state: PlayoutState) -> None:
+        self.state = state
+        self._publish_state()
+
+    def _publish_state(self) -> None:
+        with self._lock:
+            self.state.queue = [j.announcement_id for j in self._pending]
+        try:
+            self._on_state(self.state)
+        except Exception:
+            log.exception("publishing the playout state failed")
