@@ -8,6 +8,9 @@ MQTT_PORT=${LANGSO_DEV_MQTT_PORT:-18830}
 export LANGSO_MQTT__HOST=127.0.0.1 LANGSO_MQTT__PORT=$MQTT_PORT
 export LANGSO_DATA_DIR=${LANGSO_DATA_DIR:-var} LANGSO_AUDIO__SINK=${LANGSO_AUDIO__SINK:-file}
 export GPIOZERO_PIN_FACTORY=${GPIOZERO_PIN_FACTORY:-mock}
+# A laptop or container cannot always tell whether its clock is synchronised; on the Pi
+# (deploy/install-pi.sh) the hub waits for NTP before it plays anything.
+export LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC=${LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC:-false}
 CONFIG=config/hub.toml
 mkdir -p "$LANGSO_DATA_DIR" var/mosquitto
 # Started as root, Mosquitto runs as the user `mosquitto`: it must be able to write its

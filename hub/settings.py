@@ -222,8 +222,9 @@ class AnnouncementSettings(_Model):
     )
     quiet_hours: str | None = Field(
         "21:30-05:30",
-        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
-        description="Local window in which normal broadcasts wait (emergencies do not).",
+        pattern=r"^(\d{2}:\d{2}-\d{2}:\d{2})?$",
+        description="Local window in which normal broadcasts wait (emergencies do not); "
+        "empty for none.",
     )
     daily_cap: int = Field(
         12, ge=1, description="Normal and priority broadcasts per local day at most."

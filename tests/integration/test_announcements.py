@@ -504,3 +504,50 @@ def test_cli_announce_and_schedule(broker: Broker, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert bad.returncode == 2 and "unknown zone" in bad.stderr
+
+
+def test_a_failing_sink_logs_failed_and_raises_an_alert(broker: Broker, tmp_path: Path) -> None:
+    from audio.sinks.alsa import AlsaSink
+
+    clock = FakeClock(T0)
+    # An ALSA device that does not exist: aplay exits with an error, as with no sound card.
+    h = InProcessHub(hub_settings(broker, tmp_path / "hub"), clock,
+                     sink=AlsaSink(device="hw:99,0", clock=clock.now))
+    try:
+        h.http("head").post("/api/announcements", json={"title": "x", "text": "Xin chào."})
+        [b] = h.run_until(lambda: h.http().get("/api/broadcasts").json(), what="a log line")
+        assert b["status"] == "failed" and b["detail"]
+        alerts = h.http("technician").get("/api/alerts", params={"state": "open"}).json()
+        assert [a["rule"] for a in alerts] == ["playout_failed"]
+        assert [s.state for s in h.pins.pin(AMP).states] == [False, True, False]
+    finally:
+        h.stop()
+
+
+def test_panel_buttons_emergency_held_and_stop(broker: Broker, tmp_path: Path) -> None:
+    village = Village(broker, tmp_path / "hub", FakeClock(T0), speed=1)  # real-time playback
+    try:
+        _panel_buttons(village)
+    finally:
+        village.stop()
+
+
+def _panel_buttons(village: Village) -> None:
+    hw = village.hub.hub.hardware
+    assert hw is not None and hw.buttons is not None
+    pin = village.hub.pins.pin(village.settings.gpio.emergency_button_pin or 0)
+    pin.drive_low()  # pressed (pull-up wiring) and held: gpiozero fires after hold_time
+    try:
+        lst = wait_for(lambda: village.head().get("/api/announcements").json(), 10,
+                       "the emergency announcement from the held button")
+    finally:
+        pin.drive_high()
+    assert lst[0]["priority"] == "emergency" and lst[0]["created_by"] == "button:panel"
+    village.hub.run_until(lambda: village.hub.hub.playout.state.state == "playing",
+                          step=0.25, what="on air")
+    stop = village.hub.pins.pin(village.settings.gpio.stop_button_pin or 0)
+    stop.drive_low()
+    stop.drive_high()
+    village.hub.run_until(lambda: village.broadcasts(), what="stopped")
+    assert village.broadcasts()[0]["status"] == "cancelled"
+    assert village.broadcasts()[0]["detail"] == "stopped by stop button"
