@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
-from bench._common import Deadline, Mosquitto, log, percentile  # noqa: E402
+from bench._common import Deadline, Mosquitto, log, percentile
 
 
 def publisher(port: int, site: str, rate: int, seconds: float) -> None:
