@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # System packages the hub and its tests use (Debian names).
 SYSTEM_PACKAGES := mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv
-TEST_PACKAGES := collectd-core
+TEST_PACKAGES := collectd-core sqlite3 shellcheck
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench system-deps lint typecheck pytest clean
@@ -30,6 +30,7 @@ test: system-deps $(STAMP)
 	$(MAKE) --no-print-directory lint typecheck pytest
 
 lint:
+	shellcheck deploy/*.sh
 	$(BIN)/ruff check hub devices audio tests bench
 	$(BIN)/ruff format --check hub devices audio tests bench
 

@@ -43,11 +43,11 @@ $BIN/langso simulate --aps 20 --sensors 5 --interval 5 --config "$CONFIG" > var/
 pids+=($!)
 
 HTTP_HOST=$($BIN/python -c 'from hub.settings import load_settings; s=load_settings("'"$CONFIG"'"); print(s.http.host, s.http.port)')
-set -- $HTTP_HOST
+read -r HTTP_ADDR HTTP_PORT <<<"$HTTP_HOST"
 cat <<MSG
 
   Làng Số Hub is starting
-  dashboard / API:  http://$1:$2/docs
+  dashboard / API:  http://$HTTP_ADDR:$HTTP_PORT/docs
   user:             admin
   $NEW_ADMIN
   broker:           127.0.0.1:$MQTT_PORT (simulated village: 20 APs, 5 sensors)

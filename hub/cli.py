@@ -223,6 +223,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         args.interval,
         args.seed,
         stop,
+        username=settings.mqtt.username,
+        password=settings.mqtt.password,
     )
     return 0
 

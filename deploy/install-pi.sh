@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# Install or upgrade Làng Số Hub on a Raspberry Pi (Raspberry Pi OS Bookworm, arm64 or
+# armhf) or Debian 12, from this checkout, as root:
+#     sudo deploy/install-pi.sh            install / upgrade
+#     deploy/install-pi.sh --dry-run       print what it would do, change nothing
+# Safe to run again: an upgrade reinstalls the code and the systemd units and keeps
+# /etc/langso (settings, broker password), the data in /var/lib/langso, the broker
+# accounts, and any broker file edited here. See deploy/README.md.
+set -euo pipefail
+
+usage() {
+  sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+DRY_RUN=0
+for arg in "$@"; do
+  case $arg in
+    -n | --dry-run) DRY_RUN=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "install-pi.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Where things go. The systemd units, the Mosquitto files and add-device.sh name the
+# same paths: change them together.
+PREFIX=/opt/langso
+VENV=$PREFIX/venv
+ETC=/etc/langso
+CONFIG=$ETC/hub.toml
+ENV_FILE=$ETC/hub.env
+SUMS=$ETC/installed-files.sha256
+DATA=/var/lib/langso
+UNIT_DIR=/etc/systemd/system
+UNITS=(langso-hub.service langso-backup.service langso-backup.timer)
+MOSQ_CONF=/etc/mosquitto/conf.d/langso.conf
+MOSQ_ACL=/etc/mosquitto/langso.acl
+MOSQ_PASSWD=/etc/mosquitto/langso.passwd
+ADD_DEVICE=/usr/local/sbin/langso-add-device
+HUB_USER=langso
+MQTT_USER=langso-hub
+# What the hub runs (espeak-ng, ffmpeg, aplay, sox), the broker and its clients, the
+# venv, sqlite3 for the nightly backup, CA certificates for a TLS bridge.
+PACKAGES=(mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv
+  sqlite3 ca-certificates)
+
+say() { printf '\n==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+warn() { printf '    WARNING: %s\n' "$*" >&2; }
+die() { printf 'install-pi.sh: %s\n' "$*" >&2; exit 1; }
+
+# Every change goes through run/write_file/install_file, so --dry-run prints the whole
+# plan and touches nothing; only read-only checks (getent, dpkg-query, test) run.
+run() {
+  if ((DRY_RUN)); then
+    local cmd
+    cmd=$(printf '%q ' "$@")
+    note "would run: ${cmd% }"
+  else
+    "$@"
+  fi
+}
+
+# write_file DEST MODE OWNER:GROUP < content. Written beside DEST and renamed, so a
+# reader never sees half a file and a secret never exists with looser permissions
+# (mktemp creates 0600). In a dry run the content (maybe a password) is not shown.
+write_file() {
+  local dest=$1 mode=$2 owner=$3 tmp
+  if ((DRY_RUN)); then
+    cat >/dev/null
+    note "would write $dest ($mode $owner)"
+    return
+  fi
+  tmp=$(mktemp "$dest.XXXXXX")
+  cat >"$tmp"
+  chown "$owner" "$tmp"
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$dest"
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# install_managed SRC DEST MODE OWNER:GROUP: a file we ship but the admin may edit
+# (Debian's conffile rule). Replaced when it is still as we last installed it;
+# an edited copy is kept and the new version put beside it as DEST.dist.
+install_managed() {
+  local src=$1 dest=$2 mode=$3 owner=$4 recorded=""
+  if ((DRY_RUN)); then
+    note "would install $dest (from ${src#"$CHECKOUT"/}; an edited copy is kept, new one as $dest.dist)"
+    return
+  fi
+  if [[ -e $dest ]]; then
+    if cmp -s "$src" "$dest"; then
+      chown "$owner" "$dest"
+      chmod "$mode" "$dest"
+      return
+    fi
+    [[ -f $SUMS ]] && recorded=$(awk -v f="$dest" '$2 == f { print $1 }' "$SUMS")
+    if [[ $(sha "$dest") != "$recorded" ]]; then
+      install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$src" "$dest.dist"
+      warn "$dest was edited here: kept. Compare it with $dest.dist and merge."
+      return
+    fi
+  fi
+  install -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$src" "$dest"
+  touch "$SUMS"
+  { awk -v f="$dest" '$2 != f' "$SUMS"; printf '%s %s\n' "$(sha "$dest")" "$dest"; } \
+    >"$SUMS.new"
+  mv -f "$SUMS.new" "$SUMS"
+}
+
+# A random password of letters and digits (no quoting trouble in mosquitto_passwd or
+# an EnvironmentFile) that starts with a letter: LANGSO_* values are read as JSON
+# when they parse, so an all-digit password would turn into a number.
+gen_password() {
+  local p
+  p=$(head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
+  while [[ ${p:0:1} == [0-9] ]]; do p=${p:1}; done
+  printf '%s' "${p:0:$1}"
+}
+
+as_hub_user() {
+  # cd: the checkout may sit in a home directory the langso user cannot enter.
+  (cd "$DATA" && runuser -u "$HUB_USER" -- env LANGSO_CONFIG="$CONFIG" "$@")
+}
+
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
+
+# ---- 0. Preflight ---------------------------------------------------------------------
+((DRY_RUN)) && echo "Dry run: nothing is changed; this is what an install would do."
+if ((!DRY_RUN)) && [[ $(id -u) -ne 0 ]]; then
+  die "run as root: sudo $0 (or --dry-run to see the plan)"
+fi
+if [[ ! -d /run/systemd/system ]]; then
+  ((DRY_RUN)) || die "systemd is not running here (PID 1): the hub is installed as systemd units"
+  note "(systemd is not running on this machine: a real install would stop here)"
+fi
+# shellcheck source=/dev/null
+codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-unknown}")
+[[ $codename == bookworm ]] || warn "tested on Debian 12 / Raspberry Pi OS Bookworm, this is '$codename'"
+
+# ---- 1. System packages ---------------------------------------------------------------
+say "System packages"
+packages=("${PACKAGES[@]}")
+# A Pi has no real-time clock: without an NTP client it boots in the past and
+# schedules wait. Add systemd-timesyncd unless another NTP client is installed
+# (they conflict).
+if ! installed systemd-timesyncd && ! installed chrony && ! installed ntpsec && ! installed ntp; then
+  packages+=(systemd-timesyncd)
+fi
+run bash "$CHECKOUT/deploy/install-system-packages.sh" "${packages[@]}"
+
+# ---- 2. Service account and directories -----------------------------------------------
+say "User $HUB_USER, directories"
+if getent passwd "$HUB_USER" >/dev/null; then
+  note "user $HUB_USER exists"
+else
+  run useradd --system --user-group --home-dir "$DATA" --no-create-home \
+    --shell /usr/sbin/nologin --comment "Lang So Hub" "$HUB_USER"
+fi
+# gpio: the relays and buttons (Raspberry Pi OS gives /dev/gpiochip* to this group);
+# audio: ALSA devices. Plain Debian has no gpio group; GPIO then needs a udev rule.
+for group in gpio audio; do
+  if getent group "$group" >/dev/null; then
+    run usermod -a -G "$group" "$HUB_USER"
+  else
+    note "no group $group here: skipped"
+  fi
+done
+run install -d -m 0755 -o root -g root "$PREFIX"
+# /etc/langso: the hub's group may read the settings, others may not (hub.env inside
+# is root-only: systemd reads it before dropping privileges).
+run install -d -m 0750 -o root -g "$HUB_USER" "$ETC"
+run install -d -m 0750 -o "$HUB_USER" -g "$HUB_USER" "$DATA" "$DATA/backups"
+
+# ---- 3. The code: a private venv in /opt/langso/venv -----------------------------------
+say "Python package into $VENV"
+# A venv made by an older Python (after a distribution upgrade) no longer starts:
+# rebuild it then.
+if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c '' 2>/dev/null; then
+  note "venv exists: upgrading it"
+else
+  run python3 -m venv --clear "$VENV"
+fi
+run "$VENV/bin/python" -m pip install --quiet --upgrade pip
+# pip builds in the source tree (build/, *.egg-info): build from a copy, so root never
+# leaves files in a checkout that belongs to someone else.
+if ((DRY_RUN)); then
+  note "would copy $CHECKOUT (without .git, .venv, var) to a temporary directory"
+  run "$VENV/bin/python" -m pip install --quiet "<copy of $CHECKOUT>"
+else
+  src=$(mktemp -d)
+  trap 'rm -rf "$src"' EXIT
+  tar -C "$CHECKOUT" --exclude=./.git --exclude=./.venv --exclude=./var --exclude=./build \
+    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./.mypy_cache \
+    --exclude=./.pytest_cache --exclude=./.ruff_cache --exclude=./test-artifacts \
+    -cf - . | tar -C "$src" -xf -
+  # The running hub keeps its loaded modules until the restart in step 7.
+  run "$VENV/bin/python" -m pip install --quiet "$src"
+fi
+run install -m 0644 "$CHECKOUT/deploy/README.md" "$PREFIX/README.md"
+run install -m 0755 "$CHECKOUT/deploy/add-device.sh" "$ADD_DEVICE"
+
+# ---- 4. Settings ------------------------------------------------------------------------
+say "Settings $CONFIG"
+if [[ -e $CONFIG ]]; then
+  note "$CONFIG exists: kept (compare with $CHECKOUT/config/hub.toml for new keys)"
+  run chown "root:$HUB_USER" "$CONFIG"
+  run chmod 0640 "$CONFIG"
+else
+  # The documented defaults, with the two values a Pi needs: absolute data directory
+  # (the units and the backup use it) and the web page reachable from the village LAN.
+  sed -e "s|^data_dir = .*|data_dir = \"$DATA\"|" \
+    -e '/^\[http\]/,/^\[/ s|^host = .*|host = "0.0.0.0"|' \
+    "$CHECKOUT/config/hub.toml" | write_file "$CONFIG" 0640 "root:$HUB_USER"
+  note "edit it for this village (site, timezone, GPIO), then: sudo systemctl restart langso-hub"
+fi
+# A key the new version no longer knows stops here, with the old hub still running.
+if ((DRY_RUN)); then
+  run "$VENV/bin/langso" check-config "$CONFIG"
+  # No venv to ask yet: read the site straight from the file.
+  cfg=$CONFIG
+  [[ -r $cfg ]] || cfg=$CHECKOUT/config/hub.toml
+  site=$(sed -n 's/^site *= *"\([a-z0-9-]*\)".*/\1/p' "$cfg")
+  http_host=0.0.0.0 http_port=8080
+else
+  as_hub_user "$VENV/bin/langso" check-config "$CONFIG" >/dev/null ||
+    die "fix $CONFIG (the line above names the key), then run this again"
+  read -r site http_host http_port < <(as_hub_user "$VENV/bin/python" -c \
+    'from hub.settings import load_settings; s = load_settings("'"$CONFIG"'")
+print(s.site, s.http.host, s.http.port)')
+  [[ -n ${site:-} ]] || die "could not read the settings from $CONFIG"
+fi
+note "site: $site"
+
+# ---- 5. Broker: accounts, ACL, limits --------------------------------------------------
+say "Mosquitto ($MOSQ_CONF, $MOSQ_ACL, $MOSQ_PASSWD)"
+# The hub's broker password lives only in the root-only EnvironmentFile that systemd
+# reads before it drops to the langso user; kept across upgrades.
+hub_password=""
+if [[ -r $ENV_FILE ]]; then
+  hub_password=$(sed -n 's/^LANGSO_MQTT__PASSWORD=//p' "$ENV_FILE")
+fi
+pi_note=""
+grep -qs "Raspberry Pi" /proc/device-tree/model || pi_note="GPIOZERO_PIN_FACTORY=mock"
+if [[ -n $hub_password ]]; then
+  # Kept as it is: the admin may have added settings to it.
+  note "$ENV_FILE exists: the hub keeps its broker password"
+  run chown root:root "$ENV_FILE"
+  run chmod 0600 "$ENV_FILE"
+else
+  ((DRY_RUN)) || hub_password=$(gen_password 32)
+  {
+    echo "# Làng Số Hub: settings kept out of hub.toml (written by install-pi.sh; 0600 root,"
+    echo "# systemd reads it before it drops to the langso user). Any LANGSO_* key works here."
+    echo "LANGSO_MQTT__USERNAME=$MQTT_USER"
+    echo "LANGSO_MQTT__PASSWORD=$hub_password"
+    echo "# Off a Raspberry Pi, gpiozero's mock pins stand in for the relays:"
+    echo "${pi_note:-#GPIOZERO_PIN_FACTORY=mock}"
+  } | write_file "$ENV_FILE" 0600 root:root
+fi
+# The password file is read by Mosquitto (as the mosquitto user after a reload), and
+# by nobody else.
+if [[ ! -e $MOSQ_PASSWD ]]; then
+  run install -m 0600 -o mosquitto -g mosquitto /dev/null "$MOSQ_PASSWD"
+fi
+# Always set the hub's password from hub.env, so the two can never disagree.
+# (mosquitto_passwd -b shows it on its command line for an instant: root-only Pi.)
+if ((DRY_RUN)); then
+  note "would run: mosquitto_passwd -b $MOSQ_PASSWD $MQTT_USER <random password>"
+else
+  mosquitto_passwd -b "$MOSQ_PASSWD" "$MQTT_USER" "$hub_password"
+  chown mosquitto:mosquitto "$MOSQ_PASSWD"
+  chmod 0600 "$MOSQ_PASSWD"
+fi
+if ((DRY_RUN)); then
+  install_managed "$CHECKOUT/deploy/mosquitto/langso.acl" "$MOSQ_ACL" 0640 mosquitto:mosquitto
+else
+  acl=$(mktemp)
+  sed "s/@SITE@/$site/g" "$CHECKOUT/deploy/mosquitto/langso.acl" >"$acl"
+  install_managed "$acl" "$MOSQ_ACL" 0640 mosquitto:mosquitto
+  rm -f "$acl"
+fi
+install_managed "$CHECKOUT/deploy/mosquitto/langso.conf" "$MOSQ_CONF" 0644 root:root
+# A restart, not a reload: listeners and limits are only read at start.
+run systemctl enable mosquitto.service
+run systemctl restart mosquitto.service
+if ((!DRY_RUN)) && ! systemctl is-active --quiet mosquitto.service; then
+  die "mosquitto did not start: journalctl -u mosquitto -n 30 and /var/log/mosquitto/mosquitto.log"
+fi
+
+# ---- 6. First admin account --------------------------------------------------------------
+say "Admin account"
+admin_password=""
+if ((DRY_RUN)); then
+  note "would create user 'admin' (role admin) with a random password printed once," \
+    "unless it exists: langso user add admin --role admin --password-stdin"
+elif as_hub_user "$VENV/bin/langso" user exists admin; then
+  note "admin exists: kept"
+else
+  admin_password=$(gen_password 16)
+  printf '%s\n' "$admin_password" |
+    as_hub_user "$VENV/bin/langso" user add admin --role admin --password-stdin >/dev/null
+fi
+
+# ---- 7. systemd units --------------------------------------------------------------------
+say "systemd units (${UNITS[*]})"
+# Replaced on every install; local changes belong in `systemctl edit <unit>` drop-ins.
+for unit in "${UNITS[@]}"; do
+  run install -m 0644 "$CHECKOUT/deploy/systemd/$unit" "$UNIT_DIR/$unit"
+done
+run systemctl daemon-reload
+run systemctl enable langso-hub.service langso-backup.timer
+# restart also starts it the first time, and loads the new code on an upgrade.
+run systemctl restart langso-hub.service
+run systemctl start langso-backup.timer
+
+# ---- 8. Clock -----------------------------------------------------------------------------
+say "Clock"
+# No real-time clock on a Pi: after a power cut it starts at the last saved time until
+# NTP answers. The hub holds schedules back until the clock is synchronised, so a
+# village without internet needs an NTP server on the LAN (or an RTC HAT).
+run timedatectl set-ntp true || warn "timedatectl set-ntp true failed: install systemd-timesyncd"
+
+# ---- 9. Check and summary -----------------------------------------------------------------
+[[ $http_host == 0.0.0.0 || $http_host == :: ]] && probe=127.0.0.1 || probe=$http_host
+if ((!DRY_RUN)); then
+  # The hub answers once the database is migrated and the web server is up.
+  if ! "$VENV/bin/python" - "$probe" "$http_port" <<'PY'; then
+import sys, time, urllib.request
+url = f"http://{sys.argv[1]}:{sys.argv[2]}/api/health"
+for _ in range(60):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            print("    health:", r.read().decode())
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.5)
+sys.exit(1)
+PY
+    die "the hub does not answer on $probe:$http_port: journalctl -u langso-hub -n 50"
+  fi
+fi
+lan_ip=$(hostname -I 2>/dev/null | awk '{print $1}')
+[[ $http_host == 0.0.0.0 || $http_host == :: ]] && web=${lan_ip:-<this Pi>} || web=$http_host
+say "Done"
+cat <<MSG
+    residents' page:  http://$web:$http_port/
+    staff dashboard:  http://$web:$http_port/app/   (user: admin)
+    broker for devices: ${lan_ip:-<this Pi>}:1883, one account per device:
+                        sudo $ADD_DEVICE DEVICE_ID   (see $PREFIX/README.md)
+    settings: $CONFIG   data and nightly backups: $DATA
+MSG
+if [[ -n $admin_password ]]; then
+  printf '\n    admin password (shown once, write it down): %s\n' "$admin_password"
+fi
+[[ $http_host == 127.0.0.1 ]] && warn "http.host is 127.0.0.1: the page is reachable from this Pi only"
+[[ -n $pi_note ]] && note "not a Raspberry Pi: GPIO runs on mock pins (see $ENV_FILE)"
+note "schedules wait for a synchronised clock: timedatectl shows 'System clock synchronized: yes'"
+exit 0

@@ -1,0 +1,696 @@
+"""deploy/: the Pi installer, systemd units, backup, and the production broker on a real Mosquitto.
+
+The broker tests start Mosquitto with the production ``langso.conf`` (only the listener
+and the file paths changed) and the production ACL, and check with paho-mqtt who may
+publish and read what. The installer itself needs root and systemd, so it is checked
+through ``--dry-run`` with every command that could change this machine replaced by a
+stub that records the call.
+"""
+
+from __future__ import annotations
+
+import configparser
+import getpass
+import os
+import queue
+import re
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from hub.app import build_router
+from hub.cli import build_parser, cmd_run
+from hub.settings import Settings
+from tests.broker import free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+UNITS = DEPLOY / "systemd"
+MOSQ = DEPLOY / "mosquitto"
+SITE = Settings().site
+HUB_USER = "langso-hub"
+PREFIX = f"village/{SITE}"
+WAIT_S = 5.0
+
+
+def _find(binary: str) -> str | None:
+    found = shutil.which(binary)
+    if found:
+        return found
+    sbin = Path("/usr/sbin") / binary
+    return str(sbin) if sbin.exists() else None
+
+
+def _need(binary: str) -> str:
+    found = _find(binary)
+    if found:
+        return found
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{binary} is missing on CI: the Makefile must install it")
+    pytest.skip(f"{binary} is not installed (run `make test`, which installs it)")
+
+
+def directives(path: Path) -> list[tuple[str, str]]:
+    """(keyword, rest) for each non-comment line of a Mosquitto conf or ACL file."""
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, rest = line.partition(" ")
+            out.append((key, rest.strip()))
+    return out
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    cp.read_string((UNITS / name).read_text())
+    return cp
+
+
+# ---- scripts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", sorted(DEPLOY.glob("*.sh")), ids=lambda p: p.name)
+def test_shell_script_parses(script: Path) -> None:
+    r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("name", ["install-pi.sh", "add-device.sh"])
+def test_shellcheck_clean(name: str) -> None:
+    shellcheck = _find("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed")
+    r = subprocess.run([shellcheck, str(DEPLOY / name)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+
+
+# Commands that change a machine. In a dry run the installer may only print them.
+MUTATING = [
+    *("apt-get", "apt", "dpkg", "useradd", "usermod", "groupadd", "userdel"),
+    *("install", "cp", "mv", "rm", "ln", "chown", "chmod", "mkdir", "touch", "tee"),
+    *("systemctl", "timedatectl", "mosquitto_passwd", "runuser", "sudo"),
+    *("python3", "pip", "pip3", "mktemp", "tar"),
+]
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    stubs = tmp_path_factory.mktemp("stubs")
+    calls = stubs / "calls.log"
+    for name in MUTATING:
+        stub = stubs / name
+        stub.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\nexit 1\n')
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        ["bash", str(DEPLOY / "install-pi.sh"), "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not calls.exists(), "the dry run ran:\n" + calls.read_text()
+    return r.stdout
+
+
+def test_install_dry_run_names_every_unit_and_file(dry_run: str) -> None:
+    units = sorted(p.name for p in UNITS.iterdir())
+    assert units == ["langso-backup.service", "langso-backup.timer", "langso-hub.service"]
+    for name in units:
+        assert f"install -m 0644 {UNITS / name} /etc/systemd/system/{name}" in dry_run
+    for path in (
+        "/opt/langso/venv",
+        "/etc/langso/hub.toml",
+        "/etc/langso/hub.env",
+        "/var/lib/langso",
+        "/var/lib/langso/backups",
+        "/etc/mosquitto/conf.d/langso.conf",
+        "/etc/mosquitto/langso.acl",
+        "/etc/mosquitto/langso.passwd",
+        "/usr/local/sbin/langso-add-device",
+    ):
+        assert path in dry_run, path
+    assert "install-system-packages.sh" in dry_run and " sqlite3 " in dry_run
+    assert "systemctl enable langso-hub.service langso-backup.timer" in dry_run
+    assert "systemctl restart mosquitto.service" in dry_run
+    assert "timedatectl set-ntp true" in dry_run
+    assert "user add admin --role admin --password-stdin" in dry_run
+    assert "mosquitto_passwd -b /etc/mosquitto/langso.passwd langso-hub" in dry_run
+    assert re.search(r"^    site: [a-z0-9-]+$", dry_run, re.M)
+    # Never a password in the plan, generated or default.
+    assert "LANGSO_MQTT__PASSWORD" not in dry_run
+
+
+def test_install_refuses_unknown_option() -> None:
+    r = subprocess.run(
+        ["bash", str(DEPLOY / "install-pi.sh"), "--bogus"], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "unknown option --bogus" in r.stderr
+
+
+# ---- systemd units ---------------------------------------------------------------------------
+
+
+def test_hub_unit(dry_run: str) -> None:
+    u = unit("langso-hub.service")
+    s = u["Service"]
+    assert s["Type"] == "simple"
+    assert s["User"] == "langso"
+    assert s["Restart"] == "on-failure" and s["RestartSec"] == "2"
+    assert s["KillSignal"] == "SIGTERM" and s["TimeoutStopSec"] == "15"
+    assert s["NoNewPrivileges"] == "yes" and s["ProtectSystem"] == "strict"
+    assert s["ProtectHome"] == "yes" and s["PrivateTmp"] == "yes"
+    assert s["ReadWritePaths"] == "/var/lib/langso" == s["WorkingDirectory"]
+    assert s["MemoryMax"] == "200M"
+    # PrivateDevices would hide the GPIO chips and the sound card.
+    assert u.get("Service", "PrivateDevices", fallback="no") == "no"
+    allowed = re.findall(r"^DeviceAllow=(\S+)", (UNITS / "langso-hub.service").read_text(), re.M)
+    assert {"char-gpiochip", "char-alsa"} <= set(allowed)
+    for dep in ("mosquitto.service", "network-online.target", "time-sync.target"):
+        assert dep in u["Unit"]["After"].split() and dep in u["Unit"]["Wants"].split()
+    assert u["Install"]["WantedBy"] == "multi-user.target"
+
+    argv = shlex.split(s["ExecStart"])
+    assert argv[0] == "/opt/langso/venv/bin/langso" and argv[1] == "run"
+    # The command line really is `langso run` of this version of the CLI.
+    assert build_parser().parse_args(argv[1:]).func is cmd_run
+    config = argv[argv.index("--config") + 1]
+    assert s["Environment"] == f"LANGSO_CONFIG={config}"
+    # The paths the unit uses are the ones the installer creates.
+    env_file = s["EnvironmentFile"].removeprefix("-")
+    for path in (config, env_file, s["WorkingDirectory"], str(Path(argv[0]).parents[1])):
+        assert path in dry_run, path
+
+
+def test_backup_units() -> None:
+    svc, timer = unit("langso-backup.service"), unit("langso-backup.timer")
+    assert svc["Service"]["Type"] == "oneshot" and svc["Service"]["User"] == "langso"
+    assert svc["Service"]["ReadWritePaths"] == "/var/lib/langso"
+    assert 'sqlite3 hub.db ".backup' in svc["Service"]["ExecStart"]
+    assert timer["Timer"]["OnCalendar"] and timer["Timer"]["Persistent"] == "true"
+    assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+def _backup_script() -> list[str]:
+    raw = unit("langso-backup.service")["Service"]["ExecStart"]
+    # systemd would expand a lone $NAME or %x itself: the script must escape both.
+    assert not re.search(r"(?<!\$)\$(?!\$)", raw.replace("$$", "")), raw
+    assert not re.search(r"%[^%]", raw.replace("%%", "")), raw
+    # Backslash-newline continues the line; $$ and %% are literal $ and %.
+    line = raw.replace("\\\n", " ").replace("$$", "$").replace("%%", "%")
+    return shlex.split(line)
+
+
+def test_backup_command_makes_a_consistent_copy_and_keeps_14_days(tmp_path: Path) -> None:
+    _need("sqlite3")
+    argv = _backup_script()
+    assert argv[:2] == ["/bin/sh", "-ec"]
+    db = sqlite3.connect(tmp_path / "hub.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT)")
+    db.executemany("INSERT INTO events (v) VALUES (?)", [(str(i),) for i in range(1000)])
+    db.commit()  # left in the WAL: the hub keeps its connection open
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    old, recent, stale_tmp = (
+        backups / "hub-20000101.db",
+        backups / "hub-20000102.db",
+        backups / "hub-20000103.db.tmp",
+    )
+    for f, age_days in ((old, 20), (recent, 3), (stale_tmp, 1)):
+        f.write_bytes(b"x")
+        t = time.time() - age_days * 86400
+        os.utime(f, (t, t))
+    try:
+        r = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    finally:
+        db.close()
+    assert r.returncode == 0, r.stderr
+    made = sorted(set(backups.iterdir()) - {old, recent, stale_tmp})
+    assert [p.name for p in made] == [f"hub-{time.strftime('%Y%m%d')}.db"]
+    assert not old.exists() and recent.exists() and not stale_tmp.exists()
+    copy = sqlite3.connect(made[0])
+    try:
+        assert copy.execute("SELECT count(*) FROM events").fetchone() == (1000,)
+    finally:
+        copy.close()
+
+
+# ---- broker configuration ----------------------------------------------------------------------
+
+
+def test_mosquitto_conf_limits() -> None:
+    conf = dict(directives(MOSQ / "langso.conf"))
+    assert conf["allow_anonymous"] == "false"
+    assert conf["per_listener_settings"] == "false"
+    assert int(conf["max_inflight_messages"]) >= 1000
+    assert int(conf["max_queued_messages"]) >= 180_000
+    # Room for the 180,000 messages of an hour away at a few hundred bytes each.
+    assert int(conf["max_queued_bytes"]) >= 180_000 * 300
+    assert int(conf["max_packet_size"]) == 65536
+    assert conf["password_file"] == "/etc/mosquitto/langso.passwd"
+    assert conf["acl_file"] == "/etc/mosquitto/langso.acl"
+    # Debian's mosquitto.conf sets these; a second value stops Mosquitto from starting.
+    assert not {"persistence_location", "pid_file", "log_dest"} & set(conf)
+
+
+def acl_rules(text: str) -> dict[str | None, list[tuple[str, str]]]:
+    """ACL file → {user or None for patterns: [(access, topic)]}."""
+    rules: dict[str | None, list[tuple[str, str]]] = {None: []}
+    user: str | None = None
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "user":
+            user = words[1]
+            rules.setdefault(user, [])
+        elif words[0] in ("topic", "pattern"):
+            access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
+            rules[None if words[0] == "pattern" else user].append((access, topic))
+    return rules
+
+
+def hub_filters() -> tuple[str, ...]:
+    return build_router(Settings()).filters
+
+
+def rendered_acl() -> str:
+    return (MOSQ / "langso.acl").read_text().replace("@SITE@", SITE)
+
+
+def test_acl_lets_the_hub_read_everything_it_subscribes_to() -> None:
+    rules = acl_rules(rendered_acl())
+    readable = {t for a, t in rules[HUB_USER] if a in ("read", "readwrite")}
+    missing = [f for f in hub_filters() if f not in readable]
+    assert not missing, f"grant these to {HUB_USER} in deploy/mosquitto/langso.acl"
+    writable = {t for a, t in rules[HUB_USER] if a in ("write", "readwrite")}
+    for topic in ("hub/status", "announcements/#", "playout/state", "alerts/#", "speaker/+/cmd"):
+        assert f"{PREFIX}/{topic}" in writable
+    # Nobody may announce but accounts listed on purpose (none by default).
+    everyone = [t for user_rules in rules.values() for a, t in user_rules if a != "read"]
+    assert not [t for t in everyone if mqtt.topic_matches_sub(t, f"{PREFIX}/cmd/announce")]
+
+
+def test_bridge_example_pushes_the_public_topics_and_takes_the_emergency_topic() -> None:
+    d = directives(MOSQ / "bridge-commune.conf.example")
+    topics = [rest.split() for key, rest in d if key == "topic"]
+    out = {t[0] for t in topics if t[1] == "out"}
+    for topic in ("hub/status", "announcements/#", "playout/state", "alerts/#"):
+        assert f"village/@SITE@/{topic}" in out
+    assert ["village/@SITE@/cmd/announce", "in", "1"] in topics
+    assert not [t for t in topics if t[1] == "both"]
+    conf = dict(d)
+    assert conf["cleansession"] == "false"
+    assert conf["notification_topic"] == "village/@SITE@/bridge/state"
+    assert "bridge_cafile" in conf
+
+
+# ---- a real broker ---------------------------------------------------------------------------
+
+
+class Mosquitto:
+    """One Mosquitto process laid out as Debian's: a main mosquitto.conf that sets the
+    persistence location and the log, then ``include_dir conf.d`` with our files, so a
+    setting our files repeat (Mosquitto refuses some duplicates) fails here too.
+    Stopped by its own handle."""
+
+    def __init__(self, workdir: Path, conf_d: dict[str, str]) -> None:
+        self.exe = _need("mosquitto")
+        self.port = free_port()
+        self.workdir = workdir
+        (workdir / "conf.d").mkdir(parents=True, exist_ok=True)
+        for name, text in conf_d.items():
+            (workdir / "conf.d" / name).write_text(text.replace("@PORT@", str(self.port)))
+        self.conf = workdir / "mosquitto.conf"
+        # `user`: run as whoever runs the tests (root would otherwise drop to the
+        # mosquitto user, which cannot read the temporary directory).
+        self.conf.write_text(
+            f"user {getpass.getuser()}\n"
+            "persistence true\n"
+            f"persistence_location {workdir}/\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+            f"include_dir {workdir / 'conf.d'}\n"
+        )
+        self.log = open(workdir / "mosquitto.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([self.exe, "-c", str(self.conf)], stderr=self.log)
+        try:
+            wait_port("127.0.0.1", self.port)
+        except TimeoutError:
+            self.stop()
+            raise AssertionError((workdir / "mosquitto.log").read_text()) from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def production_conf(workdir: Path) -> str:
+    """langso.conf with a loopback listener and the temporary account and ACL files."""
+    lines = []
+    listeners = 0
+    for line in (MOSQ / "langso.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "listener":
+            listeners += 1
+            line = "listener @PORT@ 127.0.0.1"
+        elif key == "password_file":
+            line = f"password_file {workdir / 'passwd'}"
+        elif key == "acl_file":
+            line = f"acl_file {workdir / 'acl'}"
+        lines.append(line)
+    assert listeners == 1
+    return "\n".join(lines) + "\n"
+
+
+def add_device(workdir: Path, device: str, *args: str) -> str:
+    """Run deploy/add-device.sh for real against the temporary password file."""
+    r = subprocess.run(
+        [
+            "bash",
+            str(DEPLOY / "add-device.sh"),
+            "--site",
+            SITE,
+            "--no-reload",
+            "--passwd-file",
+            str(workdir / "passwd"),
+            "--host",
+            "127.0.0.1",
+            *args,
+            device,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"^\s*password:\s+(\S+)$", r.stdout, re.M)
+    assert m and re.search(rf"^\s*username:\s+{device}$", r.stdout, re.M), r.stdout
+    return m.group(1)
+
+
+@dataclass
+class Village:
+    broker: Mosquitto
+    passwords: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
+    mosquitto_passwd = _need("mosquitto_passwd")
+    work = tmp_path_factory.mktemp("village-broker")
+    hub_password = "hub-" + os.urandom(8).hex()
+    subprocess.run(
+        [mosquitto_passwd, "-c", "-b", str(work / "passwd"), HUB_USER, hub_password], check=True
+    )
+    passwords = {HUB_USER: hub_password}
+    for device, kind in (
+        ("ap-01", "ap"),
+        ("ap-02", "ap"),
+        ("spk-01", "speaker"),
+        ("spk-02", "speaker"),
+        ("zigbee2mqtt", "zigbee2mqtt"),
+    ):
+        passwords[device] = add_device(work, device, "--kind", kind)
+    (work / "acl").write_text(rendered_acl())
+    broker = Mosquitto(work, {"langso.conf": production_conf(work)})
+    yield Village(broker, passwords)
+    broker.stop()
+
+
+class Client:
+    """A paho-mqtt 2.x client whose messages land on a queue (from paho's thread)."""
+
+    def __init__(
+        self,
+        port: int,
+        user: str | None,
+        password: str | None,
+        *,
+        will: str | None = None,
+        client_id: str = "",
+    ) -> None:
+        self.connected: queue.Queue[ReasonCode] = queue.Queue()
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        if user is not None:
+            self.c.username_pw_set(user, password)
+        if will:
+            self.c.will_set(will, b"offline", qos=1, retain=True)
+        self.c.on_connect = lambda _c, _u, _f, reason, _p: self.connected.put(reason)
+        self.c.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self.reason = self.connected.get(timeout=WAIT_S)
+
+    def subscribe(self, *filters: str) -> None:
+        done: queue.Queue[int] = queue.Queue()
+        self.c.on_subscribe = lambda _c, _u, mid, _r, _p: done.put(mid)
+        _, mid = self.c.subscribe([(f, 1) for f in filters])
+        assert done.get(timeout=WAIT_S) == mid
+
+    def publish(self, topic: str, payload: bytes = b"{}") -> None:
+        self.c.publish(topic, payload, qos=1).wait_for_publish(timeout=WAIT_S)
+
+    def until(self, topic: str, payload: bytes | None = None) -> list[str]:
+        """Topics received up to and including ``topic`` (with ``payload`` if given),
+        within a bounded wait."""
+        seen: list[str] = []
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{topic} never arrived; got {seen}"
+            try:
+                t, body = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                raise AssertionError(f"{topic} never arrived; got {seen}") from None
+            seen.append(t)
+            if t == topic and payload in (None, body):
+                return seen
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+class Connect(Protocol):
+    def __call__(
+        self,
+        user: str | None,
+        *,
+        password: str | None = None,
+        will: str | None = None,
+        client_id: str = "",
+    ) -> Client: ...
+
+
+@pytest.fixture
+def connect(village: Village) -> Iterator[Connect]:
+    clients: list[Client] = []
+
+    def make(
+        user: str | None,
+        *,
+        password: str | None = None,
+        will: str | None = None,
+        client_id: str = "",
+    ) -> Client:
+        pw = password if password is not None else village.passwords.get(user or "")
+        c = Client(village.broker.port, user, pw, will=will, client_id=client_id)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def hub(connect: Connect) -> Client:
+    """The hub's account, subscribed to the hub's own filters, with its will."""
+    c = connect(HUB_USER, will=f"{PREFIX}/hub/status", client_id=f"langso-hub-{SITE}")
+    assert not c.reason.is_failure, c.reason
+    c.subscribe(*hub_filters())
+    return c
+
+
+def test_anonymous_and_wrong_passwords_are_refused(connect: Connect) -> None:
+    assert connect(None).reason.is_failure
+    assert connect("ap-01", password="not-the-password").reason.is_failure
+    assert connect("nobody", password="x").reason.is_failure
+
+
+def test_device_publishes_its_own_state(hub: Client, connect: Connect) -> None:
+    ap = connect("ap-01", will=f"{PREFIX}/ap/ap-01/status")
+    assert not ap.reason.is_failure
+    ap.publish(f"{PREFIX}/ap/ap-01/state", b'{"clients": 12}')
+    assert hub.until(f"{PREFIX}/ap/ap-01/state")[-1] == f"{PREFIX}/ap/ap-01/state"
+
+
+def test_hub_receives_every_source_it_subscribes_to(hub: Client, connect: Connect) -> None:
+    # One publisher and topic per filter; ESPHome's `+/...` filters come from node ap-01.
+    examples = {
+        f"{PREFIX}/#": ("ap-01", f"{PREFIX}/sensor/ap-01/state"),
+        "collectd/#": ("ap-01", "collectd/ap-01/cpu-0/percent-active"),
+        "tele/#": ("ap-01", "tele/ap-01/SENSOR"),
+        "zigbee2mqtt/#": ("zigbee2mqtt", "zigbee2mqtt/muc-nuoc"),
+    }
+    for f in hub_filters():
+        if f.startswith("+/"):
+            examples[f] = ("ap-01", f.replace("+", "ap-01", 1).replace("+", "x"))
+        assert f in examples, f"new filter {f}: grant it in langso.acl and add it here"
+        assert mqtt.topic_matches_sub(f, examples[f][1])
+    for user, topic in examples.values():
+        connect(user).publish(topic)
+        hub.until(topic)
+
+
+def test_device_cannot_speak_for_another_device_or_announce(hub: Client, connect: Connect) -> None:
+    ap = connect("ap-01")
+    forbidden = [
+        f"{PREFIX}/ap/ap-02/state",
+        f"{PREFIX}/ap/ap-02/status",
+        f"{PREFIX}/cmd/announce",
+        f"{PREFIX}/hub/status",
+        f"{PREFIX}/button/ap-02/event",
+        "collectd/ap-02/cpu-0/percent-active",
+        "ap-02/sensor/x/state",
+    ]
+    for topic in forbidden:
+        ap.publish(topic)
+    # Mosquitto delivers one client's messages in order: once the allowed one arrives,
+    # any forbidden one that got through would already be here.
+    ap.publish(f"{PREFIX}/ap/ap-01/state")
+    seen = hub.until(f"{PREFIX}/ap/ap-01/state")
+    assert not set(seen) & set(forbidden), seen
+
+
+def test_speaker_receives_only_its_own_commands(hub: Client, connect: Connect) -> None:
+    spk = connect("spk-01")
+    spk.subscribe(f"{PREFIX}/speaker/+/cmd")
+    hub.publish(f"{PREFIX}/speaker/spk-02/cmd", b'{"url": "x"}')
+    hub.publish(f"{PREFIX}/speaker/spk-01/cmd", b'{"url": "y"}')
+    assert spk.until(f"{PREFIX}/speaker/spk-01/cmd") == [f"{PREFIX}/speaker/spk-01/cmd"]
+
+
+def test_add_device_refuses_bad_reserved_and_existing_ids(tmp_path: Path) -> None:
+    _need("mosquitto_passwd")
+    add_device(tmp_path, "ap-09")
+    for device, why in (
+        ("ap-09", "exists"),
+        ("AP/09", "lower-case"),
+        ("+", "lower-case"),
+        ("village", "reserved"),
+        ("langso-hub", "reserved"),
+    ):
+        r = subprocess.run(
+            [
+                "bash",
+                str(DEPLOY / "add-device.sh"),
+                "--site",
+                SITE,
+                "--no-reload",
+                "--passwd-file",
+                str(tmp_path / "passwd"),
+                device,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 2 and why in r.stderr, (device, r.stderr)
+    # --rotate replaces the password of the same account, not a second line.
+    add_device(tmp_path, "ap-09", "--rotate")
+    users = [line.split(":")[0] for line in (tmp_path / "passwd").read_text().splitlines()]
+    assert users == ["ap-09"]
+
+
+def test_bridge_to_the_commune(tmp_path: Path) -> None:
+    """The bridge example, pointed at a second Mosquitto standing in for the commune."""
+    _need("mosquitto_passwd")
+    commune = Mosquitto(
+        tmp_path / "commune", {"open.conf": "listener @PORT@ 127.0.0.1\nallow_anonymous true\n"}
+    )
+    local_dir = tmp_path / "village"
+    try:
+        local_dir.mkdir()
+        bridge = []
+        for key, rest in directives(MOSQ / "bridge-commune.conf.example"):
+            if key == "address":
+                rest = f"127.0.0.1:{commune.port}"
+            elif key.startswith("bridge_tls") or key in (
+                "bridge_cafile",
+                "remote_username",
+                "remote_password",
+            ):
+                continue  # the stand-in commune speaks plain MQTT, anonymously
+            bridge.append(f"{key} {rest}".replace("@SITE@", SITE))
+        hub_password = "hub-" + os.urandom(8).hex()
+        subprocess.run(
+            [
+                _need("mosquitto_passwd"),
+                "-c",
+                "-b",
+                str(local_dir / "passwd"),
+                HUB_USER,
+                hub_password,
+            ],
+            check=True,
+        )
+        ap_password = add_device(local_dir, "ap-01")
+        (local_dir / "acl").write_text(rendered_acl())
+        local = Mosquitto(
+            local_dir,
+            {
+                "langso.conf": production_conf(local_dir),
+                "bridge-commune.conf": "\n".join(bridge) + "\n",
+            },
+        )
+    except BaseException:
+        commune.stop()
+        raise
+    clients: list[Client] = []
+    try:
+        hub = Client(local.port, HUB_USER, hub_password)
+        central = Client(commune.port, None, None)
+        ap = Client(local.port, "ap-01", ap_password)
+        clients += [hub, central, ap]
+        hub.subscribe(*hub_filters())
+        hub.until(f"{PREFIX}/bridge/state", b"1")  # the bridge's notification: link up
+        central.subscribe("village/#")
+
+        # Up: the hub's public topics and device status, never the raw telemetry.
+        ap.publish(f"{PREFIX}/ap/ap-01/state", b'{"clients": 3}')
+        ap.publish(f"{PREFIX}/ap/ap-01/status", b"online")
+        seen = central.until(f"{PREFIX}/ap/ap-01/status")
+        assert f"{PREFIX}/ap/ap-01/state" not in seen
+        hub.publish(f"{PREFIX}/alerts/a1", b'{"state": "raised"}')
+        central.until(f"{PREFIX}/alerts/a1")
+
+        # Down: the emergency topic, for this village and for all; nothing else.
+        central.publish(f"{PREFIX}/speaker/spk-01/cmd", b"{}")
+        central.publish(f"{PREFIX}/cmd/announce", b'{"title": "village"}')
+        seen = hub.until(f"{PREFIX}/cmd/announce")
+        assert f"{PREFIX}/speaker/spk-01/cmd" not in seen
+        central.publish("village/all/cmd/announce", b'{"title": "all"}')
+        hub.until(f"{PREFIX}/cmd/announce", b'{"title": "all"}')
+    finally:
+        for c in clients:
+            c.close()
+        local.stop()
+        commune.stop()
