@@ -511,8 +511,11 @@ def test_a_failing_sink_logs_failed_and_raises_an_alert(broker: Broker, tmp_path
 
     clock = FakeClock(T0)
     # An ALSA device that does not exist: aplay exits with an error, as with no sound card.
-    h = InProcessHub(hub_settings(broker, tmp_path / "hub"), clock,
-                     sink=AlsaSink(device="hw:99,0", clock=clock.now))
+    h = InProcessHub(
+        hub_settings(broker, tmp_path / "hub"),
+        clock,
+        sink=AlsaSink(device="hw:99,0", clock=clock.now),
+    )
     try:
         h.http("head").post("/api/announcements", json={"title": "x", "text": "Xin chào."})
         [b] = h.run_until(lambda: h.http().get("/api/broadcasts").json(), what="a log line")
@@ -538,13 +541,17 @@ def _panel_buttons(village: Village) -> None:
     pin = village.hub.pins.pin(village.settings.gpio.emergency_button_pin or 0)
     pin.drive_low()  # pressed (pull-up wiring) and held: gpiozero fires after hold_time
     try:
-        lst = wait_for(lambda: village.head().get("/api/announcements").json(), 10,
-                       "the emergency announcement from the held button")
+        lst = wait_for(
+            lambda: village.head().get("/api/announcements").json(),
+            10,
+            "the emergency announcement from the held button",
+        )
     finally:
         pin.drive_high()
     assert lst[0]["priority"] == "emergency" and lst[0]["created_by"] == "button:panel"
-    village.hub.run_until(lambda: village.hub.hub.playout.state.state == "playing",
-                          step=0.25, what="on air")
+    village.hub.run_until(
+        lambda: village.hub.hub.playout.state.state == "playing", step=0.25, what="on air"
+    )
     stop = village.hub.pins.pin(village.settings.gpio.stop_button_pin or 0)
     stop.drive_low()
     stop.drive_high()
