@@ -122,3 +122,87 @@ class Users:
         if row is None or row["disabled"]:
             raise AuthError("invalid or expired token")
         return User(row["id"], row["username"], row["role"], False)
+
+    # -- administration (the admin's web page and /api/users); every write is audited -----
+    def get(self, user_id: int) -> User | None:
+        row = self.store.one(
+            "SELECT id, username, role, disabled FROM users WHERE id=?", (user_id,)
+        )
+        if row is None:
+            return None
+        return User(row["id"], row["username"], row["role"], bool(row["disabled"]))
+
+    def list_users(self) -> list[User]:
+        rows = self.store.query("SELECT id, username, role, disabled FROM users ORDER BY username")
+        return [User(r["id"], r["username"], r["role"], bool(r["disabled"])) for r in rows]
+
+    def set_role(self, user_id: int, role: str, *, actor: str, now: float) -> User:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT username, role FROM users WHERE id=?", (user_id,)).fetchone()
+            if row is None:
+                raise KeyError(user_id)
+            conn.execute("UPDATE users SET role=?, updated_at=? WHERE id=?", (role, now, user_id))
+            self.store.audit(
+                conn,
+                ts=now,
+                actor=actor,
+                action="user.role",
+                target=row[0],
+                detail={"from": row[1], "to": role},
+            )
+        user = self.get(user_id)
+        assert user is not None
+        return user
+
+    def set_password(self, user_id: int, password: str, *, actor: str, now: float) -> None:
+        """A new password; the user's sessions and tokens end with the old one."""
+        row = self.store.one("SELECT username FROM users WHERE id=?", (user_id,))
+        if row is None:
+            raise KeyError(user_id)
+        check_password_strength(password, row["username"])
+        pw_hash = _hasher.hash(password)
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE users SET password_hash=?, updated_at=? WHERE id=?", (pw_hash, now, user_id)
+            )
+            conn.execute("UPDATE tokens SET revoked=1 WHERE user_id=?", (user_id,))
+            self.store.audit(conn, ts=now, actor=actor, action="user.password", target=row[0])
+
+    def set_disabled(self, user_id: int, disabled: bool, *, actor: str, now: float) -> User:
+        """Disable (its tokens and sessions are revoked) or enable an account."""
+        with self.store.transaction() as conn:
+            row = conn.execute("SELECT username FROM users WHERE id=?", (user_id,)).fetchone()
+            if row is None:
+                raise KeyError(user_id)
+            conn.execute(
+                "UPDATE users SET disabled=?, updated_at=? WHERE id=?",
+                (int(disabled), now, user_id),
+            )
+            if disabled:
+                conn.execute("UPDATE tokens SET revoked=1 WHERE user_id=?", (user_id,))
+            self.store.audit(
+                conn,
+                ts=now,
+                actor=actor,
+                action="user.disable" if disabled else "user.enable",
+                target=row[0],
+            )
+        user = self.get(user_id)
+        assert user is not None
+        return user
+
+    def revoke(self, token: str, *, now: float) -> bool:
+        """End one token (signing out of the web page); False if it was not valid."""
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                "SELECT t.id, u.username FROM tokens t JOIN users u ON u.id = t.user_id"
+                " WHERE t.token_hash=? AND t.revoked=0",
+                (hash_token(token),),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE tokens SET revoked=1 WHERE id=?", (row[0],))
+            self.store.audit(conn, ts=now, actor=row[1], action="auth.revoke")
+        return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated
@@ -16,6 +18,22 @@ from hub.users import Role, User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
+#: The web page's session: a token from the same table as bearer tokens, in a cookie.
+SESSION_COOKIE = "langso_session"
+#: A cookie-authenticated write must carry this header with the session's CSRF token.
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token(session: str) -> str:
+    """The synchronizer token bound to a session: derived from the session token, which
+    another site can neither read (HttpOnly) nor guess, so neither can it this."""
+    return hmac.new(b"langso-csrf-v1", session.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(session: str, sent: str | None) -> bool:
+    return bool(sent) and hmac.compare_digest(csrf_token(session), str(sent))
+
 
 def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
@@ -25,9 +43,25 @@ def get_hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(get_hub)]
 
 
-def current_user(hub: HubDep, token: Annotated[str | None, Depends(oauth2)]) -> User:
+def current_user(
+    request: Request, hub: HubDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
+    """The bearer token's user; without one, the web session's (writes need the CSRF header)."""
     if not token:
-        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+        session = request.cookies.get(SESSION_COOKIE)
+        if not session:
+            raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            user = hub.users.from_token(session, now=hub.clock.now().timestamp())
+        except AuthError:
+            raise HTTPException(401, "the web session has expired: sign in again") from None
+        if request.method not in SAFE_METHODS and not csrf_ok(
+            session, request.headers.get(CSRF_HEADER)
+        ):
+            raise HTTPException(
+                403, f"CSRF check failed: a write with the session cookie needs {CSRF_HEADER}"
+            )
+        return user
     try:
         return hub.users.from_token(token, now=hub.clock.now().timestamp())
     except AuthError as e:

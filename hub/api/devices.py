@@ -147,6 +147,8 @@ def _alert(r: sqlite3.Row) -> dict[str, Any]:
         "message": r["message"],
         "raised_at": iso(r["raised_at"]),
         "cleared_at": iso(r["cleared_at"]),
+        "acked_by": r["acked_by"],
+        "acked_at": iso(r["acked_at"]),
     }
 
 
