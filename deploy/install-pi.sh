@@ -216,6 +216,12 @@ else
     "$CHECKOUT/config/hub.toml" | write_file "$CONFIG" 0640 "root:$HUB_USER"
   note "edit it for this village (site, timezone, GPIO), then: sudo systemctl restart langso-hub"
 fi
+# The ready-made event rules beside it (rules_file is relative to hub.toml's folder).
+if [[ -e $ETC/rules.toml ]]; then
+  note "$ETC/rules.toml exists: kept"
+else
+  run install -m 0640 -o root -g "$HUB_USER" "$CHECKOUT/config/rules.toml" "$ETC/rules.toml"
+fi
 # A key the new version no longer knows stops here, with the old hub still running.
 if ((DRY_RUN)); then
   run "$VENV/bin/langso" check-config "$CONFIG"

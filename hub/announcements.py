@@ -181,6 +181,27 @@ class Announcements:
         with self._render_lock:
             return render(spec, self.engine if spec.text else None, self.cache_dir)
 
+    def prerender(self, items: list[dict[str, Any]]) -> int:
+        """Render announcements a rule may make, ahead (the render cache keeps them)."""
+        done = 0
+        for item in items:
+            if self._stop.is_set():
+                break
+            try:
+                self._render(
+                    self.render_spec(
+                        text=item["text"],
+                        source_wav=None,
+                        voice=None,
+                        priority=item["priority"],
+                        repeat=item["repeat"],
+                    )
+                )
+                done += 1
+            except Exception:
+                log.exception("pre-rendering %r failed", item["text"][:60])
+        return done
+
     def preview(self, text: str, voice: str | None) -> Rendered:
         """TTS preview for the compose page: the text as it will sound, said once."""
         return self._render(
@@ -281,9 +302,11 @@ class Announcements:
             "updated_at": now.timestamp(),
         }
 
-    def create(self, body: AnnouncementIn, actor: Actor) -> dict[str, Any]:
+    def create(
+        self, body: AnnouncementIn, actor: Actor, *, aid: str | None = None
+    ) -> dict[str, Any]:
         cols = self._prepare(body, actor)
-        aid = _new_id()
+        aid = aid or _new_id()
         cols.update(id=aid, created_by=actor.name, created_at=cols["updated_at"])
         with self.store.transaction() as conn:
             conn.execute(
@@ -771,13 +794,16 @@ class Announcements:
         self.notify("alert", body)
 
     # -- commands from MQTT and the panel buttons -----------------------------------------
-    def command(self, body: dict[str, Any], source: str) -> None:
-        """``cmd/announce`` (broker ACL decides who may publish it): off the writer thread."""
-        self._worker.submit(self._command, dict(body), source)
+    def command(self, body: dict[str, Any], source: str) -> str:
+        """``cmd/announce`` (the broker's ACL decides who may publish it) and the rules:
+        rendered off the caller's thread; returns the id the announcement will have."""
+        aid = _new_id()
+        self._worker.submit(self._command, dict(body), source, aid)
+        return aid
 
-    def _command(self, body: dict[str, Any], source: str) -> None:
+    def _command(self, body: dict[str, Any], source: str, aid: str | None = None) -> None:
         try:
-            self.create(AnnouncementIn.model_validate(body), Actor(source, "head"))
+            self.create(AnnouncementIn.model_validate(body), Actor(source, "head"), aid=aid)
         except (ValidationError, AnnouncementError, ValueError) as e:
             log.error("refused %s: %s", source, e)
             now = self.clock.now().timestamp()

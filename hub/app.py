@@ -12,16 +12,20 @@ from typing import Any
 from audio.sinks import Sink, make_sink
 from audio.tts import TTSEngine, make_engine
 from devices.adapters import Router, make_adapter
-from devices.events import AnnounceCommand
-from devices.gpio import GpioConfig, PaHardware
+from devices.events import AnnounceCommand, Availability, Reading
+from devices.gpio import GpioConfig, PaHardware, SwitchedOutputs
+from hub import __version__
 from hub.announcements import Announcements
 from hub.clock import Clock, SystemClock, clock_synced
+from hub.discovery import DeviceInfo, HomeAssistantMirror
 from hub.errors import ConfigError
-from hub.ingest import Ingest, Stored
-from hub.monitor import Change, Monitor
+from hub.ingest import DeviceRow, Ingest, Stored
+from hub.monitor import Change, Monitor, StatusChange
 from hub.mqtt import MqttLink
+from hub.notify import Notification, Notifier
 from hub.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.retention import Retention
+from hub.rules import DeviceView, Effects, RulesEngine, load_rules_file
 from hub.settings import Settings
 from hub.store import Store
 from hub.users import Users
@@ -56,11 +60,15 @@ class Hub:
     playout: Playout
     announcements: Announcements
     hardware: PaHardware | None
+    notifier: Notifier
+    rules: RulesEngine
+    outputs: SwitchedOutputs | None
     _timer_stop: threading.Event = field(default_factory=threading.Event)
     _timer: threading.Thread | None = None
     started: bool = False
 
     def start(self) -> None:
+        self.notifier.start()
         self.ingest.start()
         self.mqtt.start()
         self.playout.start()
@@ -68,6 +76,7 @@ class Hub:
         self._timer_stop.clear()
         self._timer = threading.Thread(target=self._timers, name="hub-timers", daemon=True)
         self._timer.start()
+        threading.Thread(target=self.prerender, name="prerender", daemon=True).start()
         self.started = True
         log.info("hub started for site %s", self.settings.site)
 
@@ -77,12 +86,15 @@ class Hub:
         self.playout.stop()
         if self.hardware is not None:
             self.hardware.safe_shutdown()
+        if self.outputs is not None:
+            self.outputs.close()
         self.announcements.stop()
         self._timer_stop.set()
         if self._timer:
             self._timer.join(5)
         self.mqtt.stop()
         self.ingest.stop()
+        self.notifier.stop(5)
         self.store.close()
         self.started = False
 
@@ -93,9 +105,34 @@ class Hub:
         next_sweep = self.clock.monotonic() + min(60.0, sweep_every)
         while not self._timer_stop.wait(h):
             self.ingest.call(self.ingest.tick)
+            self.ingest.call(self.rules.tick)
             if self.clock.monotonic() >= next_sweep:
                 next_sweep = self.clock.monotonic() + sweep_every
                 self.ingest.call(self.retention.sweep)
+                threading.Thread(target=self.prerender, name="prerender", daemon=True).start()
+
+    def reload_rules(self) -> None:
+        """After an API change: the engine's state lives in the writer thread."""
+        self.ingest.call_wait(self.rules.reload)
+        threading.Thread(target=self.prerender, name="prerender", daemon=True).start()
+
+    def prerender(self) -> None:
+        """Emergency announcements the rules may make, rendered before they are needed."""
+        views = [_view(self.settings, d) for d in self.ingest.devices()]
+        self.announcements.prerender(self.rules.emergency_texts(views))
+
+
+def _view(settings: Settings, d: DeviceRow) -> DeviceView:
+    h = settings.health.devices.get(d.id)
+    return DeviceView(
+        d.id, (h.name if h else None) or d.name or d.id, d.kind, h.zone if h else None
+    )
+
+
+def _info(d: DeviceRow) -> DeviceInfo:
+    return DeviceInfo(
+        d.id, d.kind, source=d.source, name=d.name, metrics=tuple(sorted(d.metrics)), info=d.info
+    )
 
 
 def _discard(_: object) -> None:
@@ -170,12 +207,14 @@ def build_hub(
             store.set_meta("mqtt_filters", digest)
         return known
 
+    ha = HomeAssistantMirror(settings.site, publish, version=__version__)
     link = MqttLink(
         settings,
         filters=router.filters,
         on_message=ingest.submit,
         now=lambda: clock.now().timestamp(),
         filters_known=filters_known,
+        on_state=lambda up: ha.connected([_info(d) for d in ingest.devices()]) if up else None,
     )
     holder["mqtt"] = link
     retention = Retention(settings.retention, store, ingest_conn=ingest.conn, clock=clock)
@@ -215,11 +254,79 @@ def build_hub(
     )
     holder_ann["a"] = announcements
 
+    notifier = Notifier(settings.notify, clock=clock, tz=settings.tz)
+    outputs = (
+        SwitchedOutputs(settings.gpio.outputs, pin_factory=pin_factory)
+        if settings.gpio.enabled and settings.gpio.outputs
+        else None
+    )
+    if outputs is not None:
+        atexit.register(outputs.close)
+
+    def notify(to: Any, data: dict[str, Any]) -> list[str]:
+        channels = settings.notify.resolve(to)
+        if channels:
+            notifier.send(
+                Notification(
+                    incident=data["incident"],
+                    title=data["title"],
+                    body=data["body"],
+                    severity=data["severity"],
+                    state=data["state"],
+                    at=clock.now(),
+                    channels=tuple(channels),
+                )
+            )
+        return channels
+
+    def switch(output: str, seconds: float) -> None:
+        if outputs is None:
+            raise ConfigError("gpio", "gpio.outputs", f"no output {output!r}: GPIO is off")
+        outputs.pulse(output, seconds)
+
+    effects = Effects(
+        announce=announcements.command,
+        notify=notify,
+        switch=switch,
+        publish=lambda t, p, r, q: _discard(link.publish(t, p, qos=q, retain=r)),
+        groups={
+            **{g: v for g, v in settings.notify.groups.items()},
+            **{c: [c] for c in settings.notify.channels},
+        },
+        outputs=tuple(settings.gpio.outputs),
+        zones=tuple(settings.gpio.zones),
+    )
+
+    def device_view(device_id: str) -> DeviceView | None:
+        d = ingest.device(device_id)
+        return _view(settings, d) if d is not None else None
+
+    def status_of(device_id: str) -> str | None:
+        h = monitor.devices.get(device_id)
+        return h.status if h else None
+
+    rules = RulesEngine(store, clock, settings.tz, effects, device=device_view, status_of=status_of)
+    if settings.rules_file is not None:
+        if settings.rules_file.exists():
+            rules.seed(load_rules_file(settings.rules_file))
+        else:
+            log.warning("rules_file %s does not exist: no ready-made rules", settings.rules_file)
+    rules.reload()
+
     def on_ingest(stored: list[Stored], changes: list[Change]) -> None:
-        # Writer thread: hand commands over, never render here.
+        # Writer thread: hand over, never render or wait here.
         for s in stored:
-            if isinstance(s.event, AnnounceCommand):
-                announcements.command(dict(s.event.body), f"mqtt:{s.topic}")
+            ev = s.event
+            if isinstance(ev, AnnounceCommand):
+                announcements.command(dict(ev.body), f"mqtt:{s.topic}")
+            elif isinstance(ev, Reading | Availability):
+                d = ingest.device(ev.device_id)
+                if d is not None:
+                    ha.device(_info(d), d.metrics if isinstance(ev, Reading) else None)
+        for c in changes:
+            if isinstance(c, StatusChange):
+                ha.health(c.device_id, c.status)
+        rules.observe(stored, changes)
 
     ingest.listeners.append(on_ingest)
     if hardware is not None and hardware.buttons is not None:
@@ -242,4 +349,7 @@ def build_hub(
         playout=playout,
         announcements=announcements,
         hardware=hardware,
+        notifier=notifier,
+        rules=rules,
+        outputs=outputs,
     )

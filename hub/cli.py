@@ -59,6 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         port=settings.http.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # Open live streams must not hold up the shutdown (amplifier off) for long.
+        timeout_graceful_shutdown=5,
     )
     return 0
 

@@ -85,7 +85,7 @@ def _epoch(ts: datetime | None, fallback: float) -> float:
 
 
 @dataclass(slots=True)
-class _DeviceRow:
+class DeviceRow:
     id: str
     kind: str
     source: str
@@ -125,7 +125,7 @@ class Ingest:
         self.conn = store.new_connection()
         self._recent: set[tuple[int, bytes]] = set()
         self._recent_order: deque[tuple[int, bytes]] = deque()
-        self._devices: dict[str, _DeviceRow] = {}
+        self._devices: dict[str, DeviceRow] = {}
         self._load()
 
     # -- start-up ------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class Ingest:
         for row in self.conn.execute(
             "SELECT id, kind, source, name, last_seen, metrics, info, status FROM devices"
         ):
-            self._devices[row["id"]] = _DeviceRow(
+            self._devices[row["id"]] = DeviceRow(
                 row["id"],
                 row["kind"],
                 row["source"],
@@ -178,6 +178,13 @@ class Ingest:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def device(self, device_id: str) -> DeviceRow | None:
+        """What the writer knows of a device (writer thread; others read a snapshot)."""
+        return self._devices.get(device_id)
+
+    def devices(self) -> list[DeviceRow]:
+        return list(self._devices.values())
 
     @property
     def pending(self) -> int:
@@ -281,7 +288,7 @@ class Ingest:
         event_rows: list[tuple[Any, ...]] = []
         dead_rows: list[tuple[Any, ...]] = []
         stored: list[Stored] = []
-        touched: dict[str, _DeviceRow] = {}
+        touched: dict[str, DeviceRow] = {}
         changes: list[Change] = []
         seen_now: list[tuple[int, bytes]] = []
         for m in batch:
@@ -365,7 +372,7 @@ class Ingest:
         ev: Event,
         m: InboundMessage,
         d: bytes,
-        touched: dict[str, _DeviceRow],
+        touched: dict[str, DeviceRow],
         changes: list[Change],
     ) -> tuple[Any, ...]:
         data: dict[str, Any]
@@ -405,12 +412,12 @@ class Ingest:
             d,
         )
 
-    def _touch(self, ev: Devicelike, at: float, touched: dict[str, _DeviceRow]) -> _DeviceRow:
+    def _touch(self, ev: Devicelike, at: float, touched: dict[str, DeviceRow]) -> DeviceRow:
         device_id = ev.device_id
         dev = self._devices.get(device_id)
         if dev is None:
             override = self.settings.health.devices.get(device_id)
-            dev = self._devices[device_id] = _DeviceRow(
+            dev = self._devices[device_id] = DeviceRow(
                 device_id,
                 ev.kind,
                 ev.source,
@@ -422,7 +429,7 @@ class Ingest:
         touched[device_id] = dev
         return dev
 
-    def _write_devices(self, conn: Any, devices: Iterable[_DeviceRow]) -> None:
+    def _write_devices(self, conn: Any, devices: Iterable[DeviceRow]) -> None:
         rows = [
             (
                 d.id,

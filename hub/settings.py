@@ -16,12 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from devices.adapters import ADAPTER_NAMES
 from devices.events import DEVICE_KINDS
 from hub.errors import ConfigError
+from hub.notify import NotifySettings
 
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a mistyped password must not be echoed in an error message.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class MqttSettings(_Model):
@@ -130,6 +132,7 @@ class KindHealth(_Model):
 
 class DeviceHealth(_Model):
     name: str | None = Field(None, description="Display name of the device.")
+    zone: str | None = Field(None, description="Loudspeaker zone the device stands in.")
     offline_after_s: float | None = Field(None, gt=0, description="Overrides the kind's.")
     thresholds: list[Threshold] | None = Field(
         None, description="Replace the kind's thresholds for this device."
@@ -261,6 +264,10 @@ class GpioSettings(_Model):
         24, ge=0, le=27, description="Emergency button (held 2 s)."
     )
     stop_button_pin: int | None = Field(25, ge=0, le=27, description="Stop button.")
+    outputs: dict[str, int] = Field(
+        default_factory=lambda: {"siren": 5},
+        description="Relays the rules may switch for a while: name -> BCM pin.",
+    )
 
     @model_validator(mode="after")
     def _pins(self) -> GpioSettings:
@@ -272,6 +279,7 @@ class GpioSettings(_Model):
             ("stop_button_pin", self.stop_button_pin),
         ]
         named += [(f"zones.{z}", p) for z, p in self.zones.items()]
+        named += [(f"outputs.{o}", p) for o, p in self.outputs.items()]
         for name, pin in named:
             if pin is None:
                 continue
@@ -289,6 +297,11 @@ class Settings(_Model):
     data_dir: Path = Field(Path("var"), description="Database, audio cache and backups.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level."
+    )
+    rules_file: Path | None = Field(
+        Path("rules.toml"),
+        description="Ready-made event rules loaded at start, relative to the settings "
+        "file's folder (rules added through the API are kept in the database).",
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="The broker.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="The web API and page.")
@@ -308,6 +321,9 @@ class Settings(_Model):
     )
     gpio: GpioSettings = Field(
         default_factory=GpioSettings, description="Amplifier, zone relays, LED, buttons."
+    )
+    notify: NotifySettings = Field(
+        default_factory=NotifySettings, description="Messages to technicians and the village head."
     )
 
     @field_validator("timezone")
@@ -403,6 +419,7 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(source, "(syntax)", str(e)) from None
     applied = _apply_env(data, env)
+    base = Path(path).parent if path is not None else Path("config")
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
@@ -416,4 +433,6 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] | None 
         if env_name in applied or ("LANGSO_" + str(err["loc"][0]).upper()) in applied:
             where = f"{source} (with {env_name if env_name in applied else 'env'})"
         raise ConfigError(where, key, reason) from None
+    if settings.rules_file is not None and not settings.rules_file.is_absolute():
+        settings = settings.model_copy(update={"rules_file": base / settings.rules_file})
     return settings

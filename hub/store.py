@@ -87,6 +87,16 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX broadcasts_occurrence ON broadcasts(announcement_id, scheduled_for)
         WHERE status != 'preempted';
     """,
+    # 3: event rules and what each fired
+    """
+    CREATE TABLE rules(
+        id TEXT PRIMARY KEY, definition TEXT NOT NULL, source TEXT NOT NULL,
+        created_by TEXT NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE rule_firings(
+        id INTEGER PRIMARY KEY, rule_id TEXT NOT NULL, device_id TEXT, state TEXT NOT NULL,
+        incident TEXT NOT NULL, at REAL NOT NULL, cause TEXT NOT NULL, actions TEXT NOT NULL);
+    CREATE INDEX rule_firings_rule ON rule_firings(rule_id, at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -83,7 +83,8 @@ class NativeAdapter:
                 parts[0] == "playout" and parts[1] == "state"
             ):
                 return [Ignored(_SOURCE, f"the hub's own {parts[0]}/{parts[1]}")]
-        if parts[0] in ("announcements", "alerts"):
+        if parts[0] in ("announcements", "alerts", "hub"):
+            # Includes hub/devices/<id>/state|health, the Home Assistant mirror.
             return [Ignored(_SOURCE, f"the hub's own {parts[0]} mirror")]
         raise DecodeError(f"unknown topic shape: {u.shown(topic)}")
 

@@ -299,7 +299,7 @@ def test_acl_lets_the_hub_read_everything_it_subscribes_to() -> None:
     missing = [f for f in hub_filters() if f not in readable]
     assert not missing, f"grant these to {HUB_USER} in deploy/mosquitto/langso.acl"
     writable = {t for a, t in rules[HUB_USER] if a in ("write", "readwrite")}
-    for topic in ("hub/status", "announcements/#", "playout/state", "alerts/#", "speaker/+/cmd"):
+    for topic in ("hub/#", "announcements/#", "playout/state", "alerts/#", "speaker/+/cmd"):
         assert f"{PREFIX}/{topic}" in writable
     # Nobody may announce but accounts listed on purpose (none by default).
     everyone = [t for user_rules in rules.values() for a, t in user_rules if a != "read"]
