@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hub.api import alerts_ack, stream, users
 from hub.app import Hub
 from hub.bus import Bus, attach_ingest
-from hub.web import pages
+from hub.web import pages, public, staff
 from hub.web.security import FormLimit, SecurityHeaders
 from hub.web.session import CsrfFailed, LoginRequired, PageForbidden
 
@@ -45,6 +45,8 @@ def mount_web(app: FastAPI, hub: Hub) -> None:
     app.include_router(stream.router)
     app.include_router(alerts_ack.router)
     app.include_router(users.router)
+    app.include_router(public.router)
+    app.include_router(staff.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.add_exception_handler(LoginRequired, pages.on_login_required)

@@ -1,0 +1,7 @@
+"""Words of the residents' side (announcements, feed, calendar, feedback): Vietnamese and English."""
+
+from __future__ import annotations
+
+VI: dict[str, str] = {}
+
+EN: dict[str, str] = {}

@@ -1,0 +1,7 @@
+"""Words of the staff's announcement pages (compose, schedule, history, rules): Vietnamese and English."""
+
+from __future__ import annotations
+
+VI: dict[str, str] = {}
+
+EN: dict[str, str] = {}

@@ -1,0 +1,7 @@
+"""The staff's announcement pages: compose, schedule, history, rules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
