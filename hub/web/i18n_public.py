@@ -1,4 +1,4 @@
-"""Words of the residents' side (announcements, feed, calendar, feedback): Vietnamese and English."""
+"""Words of the residents' side (announcements, feed, calendar, feedback): vi and en."""
 
 from __future__ import annotations
 

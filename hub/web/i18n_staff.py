@@ -1,4 +1,4 @@
-"""Words of the staff's announcement pages (compose, schedule, history, rules): Vietnamese and English."""
+"""Words of the staff's announcement pages (compose, schedule, history, rules): vi and en."""
 
 from __future__ import annotations
 
