@@ -1,0 +1,150 @@
+"""Reaction time: a water level crossing its limit -> the amplifier relay on -> the first sample.
+
+The hub runs in this process (real clock, file sink fast-forwarded so a trial does
+not wait for the whole broadcast, gpiozero mock pins) against a private Mosquitto,
+with one rule: water_level_cm >= 220 for 0 s -> an emergency announcement. Each trial
+publishes a level under the hysteresis band (the incident clears), then one over the
+limit with mosquitto's QoS 1 from a paho client, and records when the playout switched
+the amplifier on and when the sink took its first sample (the playout's trace, same
+clock). Emergency texts are rendered ahead (the rules pre-render the values around the
+limit), as in the hub.
+
+Prints one JSON line: {"bench": "reaction", "amp_on_p50_ms", "amp_on_p99_ms",
+"first_sample_p50_ms", "first_sample_p99_ms", "lead_in_ms", "overhead_p99_ms", ...}.
+Goal: first sample ≤ lead-in + 300 ms.
+Run: .venv/bin/python bench/reaction.py [--trials 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+
+from bench._common import Deadline, Mosquitto, log, percentile
+
+RULES = """
+[[rules]]
+id = "flood-bench"
+name = "Flood bench"
+trigger = { type = "metric", metric = "water_level_cm", op = ">=", value = 220, for_s = 0, hysteresis = 10 }
+cooldown_s = 0
+actions = [
+  { type = "announce", priority = "emergency", title = "Lũ", template = "Cảnh báo: mực nước tại {device.name} đã lên {value} cm." },
+]
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--trials", type=int, default=50)
+    args = ap.parse_args()
+    deadline = Deadline(900)
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from audio.sinks.file import FileSink
+    from hub.app import build_hub
+    from hub.clock import SystemClock
+    from hub.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="langso-reaction-") as tmp:
+        work = Path(tmp)
+        (work / "rules.toml").write_text(RULES, encoding="utf-8")
+        broker = Mosquitto(work / "mqtt")
+        broker.start()
+        try:
+            site = "bench"
+            settings = load_settings(
+                None,
+                env={
+                    "LANGSO_SITE": site,
+                    "LANGSO_DATA_DIR": str(work / "hub"),
+                    "LANGSO_MQTT__PORT": str(broker.port),
+                    "LANGSO_RULES_FILE": str(work / "rules.toml"),
+                    "LANGSO_ANNOUNCEMENTS__QUIET_HOURS": "",
+                    "LANGSO_ANNOUNCEMENTS__DAILY_CAP": "100000",
+                    "LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC": "false",
+                    "LANGSO_LOG_LEVEL": "WARNING",
+                },
+            )
+            clock = SystemClock()
+            sink = FileSink(work / "out", speed=50, clock=clock.now)
+            hub = build_hub(settings, clock=clock, sink=sink)
+            trace: list[tuple[str, datetime]] = []
+            lock = threading.Lock()
+
+            def record(what: str, at: datetime) -> None:
+                with lock:
+                    trace.append((what, at))
+
+            hub.playout.trace = record
+            hub.start()
+            pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-gauge")
+            pub.connect("127.0.0.1", broker.port)
+            pub.loop_start()
+            topic = f"village/{site}/sensor/wl-01/state"
+            try:
+                while not hub.mqtt.connected:
+                    deadline.check("hub connecting")
+                    time.sleep(0.05)
+                pub.publish(topic, json.dumps({"water_level_cm": 150}), qos=1).wait_for_publish(5)
+                while hub.ingest.device("wl-01") is None:
+                    deadline.check("first reading")
+                    time.sleep(0.05)
+                t = time.monotonic()
+                hub.prerender()  # what the hub does at start and when devices appear
+                log(f"pre-rendered the emergency texts in {time.monotonic() - t:.1f} s")
+                amp, first = [], []
+                for i in range(args.trials):
+                    pub.publish(topic, json.dumps({"water_level_cm": 200}), qos=1).wait_for_publish(
+                        5
+                    )
+                    time.sleep(0.2)  # the incident clears
+                    with lock:
+                        trace.clear()
+                    level = 221 + i % 10
+                    sent = datetime.now().astimezone()
+                    pub.publish(topic, json.dumps({"water_level_cm": level}), qos=1)
+                    while True:
+                        with lock:
+                            got = dict(trace)
+                        if "amp_off" in got:
+                            break
+                        deadline.check(f"trial {i}")
+                        time.sleep(0.01)
+                    amp.append((got["amp_on"] - sent).total_seconds() * 1000)
+                    first.append((got["play"] - sent).total_seconds() * 1000)
+            finally:
+                pub.loop_stop()
+                pub.disconnect()
+                hub.stop()
+            lead = settings.gpio.lead_in_s * 1000
+            result = {
+                "bench": "reaction",
+                "trials": args.trials,
+                "amp_on_p50_ms": round(percentile(amp, 50), 1),
+                "amp_on_p99_ms": round(percentile(amp, 99), 1),
+                "first_sample_p50_ms": round(percentile(first, 50), 1),
+                "first_sample_p99_ms": round(percentile(first, 99), 1),
+                "lead_in_ms": lead,
+                "overhead_p99_ms": round(percentile(first, 99) - lead, 1),
+                "goal_first_sample_ms": lead + 300,
+            }
+            print(json.dumps(result), flush=True)
+            return 0
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
