@@ -36,11 +36,21 @@ RULES = """
 [[rules]]
 id = "flood-bench"
 name = "Flood bench"
-trigger = { type = "metric", metric = "water_level_cm", op = ">=", value = 220, for_s = 0, hysteresis = 10 }
 cooldown_s = 0
-actions = [
-  { type = "announce", priority = "emergency", title = "Lũ", template = "Cảnh báo: mực nước tại {device.name} đã lên {value} cm." },
-]
+
+[rules.trigger]
+type = "metric"
+metric = "water_level_cm"
+op = ">="
+value = 220
+for_s = 0
+hysteresis = 10
+
+[[rules.actions]]
+type = "announce"
+priority = "emergency"
+title = "Lũ"
+template = "Cảnh báo: mực nước tại {device.name} đã lên {value} cm."
 """
 
 
