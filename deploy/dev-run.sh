@@ -47,7 +47,9 @@ read -r HTTP_ADDR HTTP_PORT <<<"$HTTP_HOST"
 cat <<MSG
 
   Làng Số Hub is starting
-  dashboard / API:  http://$HTTP_ADDR:$HTTP_PORT/docs
+  dashboard:        http://$HTTP_ADDR:$HTTP_PORT/app/
+  residents' page:  http://$HTTP_ADDR:$HTTP_PORT/
+  API:              http://$HTTP_ADDR:$HTTP_PORT/docs
   user:             admin
   $NEW_ADMIN
   broker:           127.0.0.1:$MQTT_PORT (simulated village: 20 APs, 5 sensors)

@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     hub = build_hub(settings)
     app = create_app(hub)
     print(
-        f"Làng Số Hub {__version__}: http://{settings.http.host}:{settings.http.port}/docs "
+        f"Làng Số Hub {__version__}: http://{settings.http.host}:{settings.http.port}/app/ "
         f"(site {settings.site}, broker {settings.mqtt.host}:{settings.mqtt.port})",
         flush=True,
     )
