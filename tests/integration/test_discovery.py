@@ -4,9 +4,8 @@ starts, and gone once removed."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,19 +15,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.discovery import DeviceInfo, Message, device_configs, device_removals, hub_configs
 from tests.broker import Broker
+from tests.hubtest import wait_for
 
 pytestmark = pytest.mark.broker
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Snapshot:

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -33,6 +33,7 @@ from hub.notify import (
     deliver_now,
 )
 from tests.broker import free_port
+from tests.hubtest import wait_for
 
 TOKEN = "123456:SECRET-bot-token_xyz"
 PASSWORD = "mật-khẩu-bí-mật-42"
@@ -43,17 +44,6 @@ BODY = (
     "Điểm phát wifi ở nhà văn hoá thôn Đông không phản hồi từ 19:05. "
     "Đề nghị tổ công nghệ kiểm tra nguồn điện."
 )
-
-
-def wait_for(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def note(incident: str = "ap-nvh-offline", state: str = "raised", **kw: Any) -> Notification:
