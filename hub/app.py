@@ -321,7 +321,7 @@ def build_hub(
                 announcements.command(dict(ev.body), f"mqtt:{s.topic}")
             elif isinstance(ev, Reading | Availability):
                 d = ingest.device(ev.device_id)
-                if d is not None:
+                if d is not None and ha.needs(d.id, d.metrics, native=d.source == "native"):
                     ha.device(_info(d), d.metrics if isinstance(ev, Reading) else None)
         for c in changes:
             if isinstance(c, StatusChange):

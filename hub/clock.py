@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -79,6 +80,20 @@ def utc_iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
 
 
+@functools.cache
+def _libc() -> Any:
+    """find_library() runs `ldconfig -p` in a subprocess (~1.5 ms, a fork of the hub):
+    once per process, not once per /api/health."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name, use_errno=True) if name else None
+    except OSError:
+        return None
+
+
 def clock_synced() -> bool | None:
     """Is the system clock synchronised (NTP/chrony/timesyncd)? None when it cannot tell.
 
@@ -93,11 +108,10 @@ def clock_synced() -> bool | None:
         # struct timex is 208 bytes on 64-bit Linux; only ``modes`` (0 = read) matters here.
         _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 204)]
 
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _libc()
+    if libc is None:
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
         tx = _Timex()
         state = int(libc.adjtimex(ctypes.byref(tx)))
     except (OSError, AttributeError):

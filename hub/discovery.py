@@ -409,6 +409,13 @@ class HomeAssistantMirror:
         for d in devices:
             self.device(d)
 
+    def needs(self, device_id: str, names: Iterable[str], *, native: bool) -> bool:
+        """Cheap check per reading: a new device, a new metric, or a mirror to update."""
+        if not native:
+            return True
+        known = self._announced.get(device_id)
+        return known is None or not known.issuperset(names)
+
     def device(self, dev: DeviceInfo, metrics: Mapping[str, float] | None = None) -> None:
         names = frozenset(dev.metrics)
         with self._lock:

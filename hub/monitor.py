@@ -82,6 +82,10 @@ class DeviceHealth:
     conds: dict[str, _Cond] = field(default_factory=dict)
 
 
+def _call(reason: str | Callable[[], str]) -> str:
+    return reason if isinstance(reason, str) else reason()
+
+
 def rule_name(t: Threshold) -> str:
     return f"{t.metric}{t.op}{t.value:g}"
 
@@ -109,6 +113,7 @@ class Monitor:
         self.tz = tz
         self.devices: dict[str, DeviceHealth] = {}
         self._new_id = new_id
+        self._rule_names: dict[int, tuple[Threshold, str]] = {}
 
     # -- configuration per device ------------------------------------------------------
     def thresholds(self, device_id: str, kind: str) -> list[Threshold]:
@@ -165,7 +170,7 @@ class Monitor:
                 v = event.metrics.get(t.metric)
                 if v is not None:
                     self._update_cond(h, t, float(v), at, changes)
-        self._settle(h, at, changes, reason=self._reason(h, event))
+        self._settle(h, at, changes, reason=lambda: self._reason(h, event))
         return changes
 
     def tick(self, now: float) -> list[Change]:
@@ -181,7 +186,7 @@ class Monitor:
             ):
                 h.silent = True
             for t in self.thresholds(h.device_id, h.kind):
-                c = h.conds.get(rule_name(t))
+                c = h.conds.get(self._rule_name(t))
                 if c is not None and c.value is not None:
                     self._update_cond(h, t, c.value, now, changes, fresh=False)
             self._settle(h, now, changes, reason=f"no data for {limit:g} s" if h.silent else "")
@@ -198,8 +203,10 @@ class Monitor:
         *,
         fresh: bool = True,
     ) -> None:
-        name = rule_name(t)
-        c = h.conds.setdefault(name, _Cond(since=at))
+        name = self._rule_name(t)
+        c = h.conds.get(name)
+        if c is None:
+            c = h.conds[name] = _Cond(since=at)
         raw = _OPS[t.op](value, t.value) and _in_window(t.during, at, self.tz)
         if fresh:
             c.value = value
@@ -236,7 +243,22 @@ class Monitor:
                 )
                 c.alert_id = None
 
-    def _settle(self, h: DeviceHealth, at: float, changes: list[Change], *, reason: str) -> None:
+    def _rule_name(self, t: Threshold) -> str:
+        # Once per threshold, not per message (the tuple keeps ``t`` alive: its id stays its own).
+        hit = self._rule_names.get(id(t))
+        if hit is None:
+            hit = self._rule_names[id(t)] = (t, rule_name(t))
+        return hit[1]
+
+    def _settle(
+        self,
+        h: DeviceHealth,
+        at: float,
+        changes: list[Change],
+        *,
+        reason: str | Callable[[], str],
+    ) -> None:
+        """A callable ``reason`` is only called when something changes (text for people)."""
         offline = h.said_offline or h.silent
         if offline:
             new: Status = "offline"
@@ -247,7 +269,7 @@ class Monitor:
         else:
             new = "online"
         if new != h.status:
-            changes.append(StatusChange(h.device_id, h.kind, new, h.status, at, reason))
+            changes.append(StatusChange(h.device_id, h.kind, new, h.status, at, _call(reason)))
             h.status = new
         if offline and h.offline_alert is None and not h.expected_offline:
             h.offline_alert, h.offline_raised_at = self._new_id(), at
@@ -258,7 +280,7 @@ class Monitor:
                     "offline",
                     "critical",
                     "raised",
-                    f"{h.device_id} is offline ({reason or 'status offline'})",
+                    f"{h.device_id} is offline ({_call(reason) or 'status offline'})",
                     at,
                 )
             )

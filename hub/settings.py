@@ -78,7 +78,10 @@ class IngestSettings(_Model):
         1024, ge=0, le=65_536, description="How much of a dead letter's raw payload is kept."
     )
     queue_max: int = Field(
-        50_000, ge=100, description="Messages held in memory between MQTT and the writer."
+        2_000,
+        ge=100,
+        description="Messages held in memory between MQTT and the writer (then TCP "
+        "back-pressure: Mosquitto 2.0.11 does not stop at max_inflight_messages).",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import secrets
@@ -22,8 +23,14 @@ ROLES: tuple[Role, ...] = ("admin", "head", "technician")
 # Argon2id at OWASP's minimum (19 MiB, 2 passes): memory-hard, yet a sign-in stays under a
 # second and inside the RAM of a Pi Zero 2 W running Mosquitto beside the hub.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-# Spent on unknown user names too, so response time does not tell which names exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Spent on unknown user names too, so response time does not tell which names exist.
+    Made at the first sign-in, not at import: Argon2 takes 19 MiB while it hashes."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 MIN_PASSWORD = 10
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$"
@@ -91,7 +98,7 @@ class Users:
         )
         if row is None:
             with contextlib.suppress(VerificationError):
-                _hasher.verify(_DUMMY_HASH, password)
+                _hasher.verify(_dummy_hash(), password)
             raise AuthError("wrong user name or password")
         try:
             _hasher.verify(row["password_hash"], password)
