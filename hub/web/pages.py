@@ -88,10 +88,16 @@ def _nav(session: Session | None, t: Translator, active: str) -> list[dict[str, 
     if session is None:
         return []
     user = session.user
+    # Five tabs for the head and for a technician (a phone's width); an admin, who has
+    # them all, scrolls the bar.
     items: list[tuple[str, str, str, tuple[Role, ...]]] = [
         ("dashboard", "/app/", "nav.dashboard", ()),
+        ("compose", "/app/compose", "nav.compose", ("head",)),
         ("devices", "/app/devices", "nav.devices", ("technician",)),
         ("alerts", "/app/alerts", "nav.alerts", ("technician",)),
+        ("schedule", "/app/schedule", "nav.schedule", ("head", "technician")),
+        ("feedback", "/app/feedback", "nav.inbox", ("head",)),
+        ("rules", "/app/rules", "nav.rules", ("technician", "head")),
         ("users", "/app/users", "nav.users", ("admin",)),
     ]
     return [
@@ -345,13 +351,18 @@ def app_root() -> RedirectResponse:
 
 
 @router.get("/app/", response_class=HTMLResponse)
-def dashboard(request: Request) -> HTMLResponse:
+def dashboard(request: Request, ok: str = "") -> HTMLResponse:
+    # hub.web.staff imports this module: it is imported here, once both are loaded.
+    from hub.web.staff import upcoming_items
+    from hub.web.staff_words import zones_text
+
     hub = hub_of(request)
     session = require_page(request, hub)
     t = translator(request)
     staff = session.user.has("technician")
     cards = views.devices(hub) if staff else []
-    announcements, on_air, upcoming = _broadcasts(request, hub, session)
+    announcements, on_air = _broadcasts(request, hub)
+    upcoming = upcoming_items(hub, t, session) if announcements is not None else []
     return render(
         request,
         "dashboard.html",
@@ -369,19 +380,21 @@ def dashboard(request: Request) -> HTMLResponse:
         announcements=announcements,
         on_air=on_air,
         upcoming=upcoming,
+        head=session.user.has("head"),
+        full=False,
+        zones_text=lambda z: zones_text(t, z),
+        notice=t(f"dash.ok.{ok}") if ok in ("stopped", "idle") else "",
     )
 
 
-def _broadcasts(
-    request: Request, hub: Hub, session: Session
-) -> tuple[Any, Mapping[str, Any] | None, list[Mapping[str, Any]]]:
-    """(the announcements service or None, what is on air, the next broadcasts)."""
+def _broadcasts(request: Request, hub: Hub) -> tuple[Any, Mapping[str, Any] | None]:
+    """(the announcements service or None, what is on air)."""
     service = getattr(request.app.state, "announcements", None) or getattr(
         hub, "announcements", None
     )
     playout = getattr(hub, "playout", None)
     if service is None:
-        return None, None, []
+        return None, None
     on_air = None
     state = getattr(playout, "state", None)
     if state is not None and state.state == "playing":
@@ -390,8 +403,7 @@ def _broadcasts(
             "priority": state.priority,
             "started_at": state.started_at.timestamp() if state.started_at else None,
         }
-    upcoming = service.list_all(staff=session.user.has("head"), upcoming=True, limit=5)
-    return service, on_air, upcoming
+    return service, on_air
 
 
 @router.get("/app/devices", response_class=HTMLResponse)

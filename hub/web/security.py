@@ -10,10 +10,12 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: Scripts and styles only from the hub's own files: no inline script, no CDN.
+#: Scripts and styles only from the hub's own files: no inline script, no CDN. Media may
+#: also be a blob: URL, which only this origin's script can make: the compose page plays
+#: a recording back before it is uploaded, and the TTS preview it fetched.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; media-src 'self'; object-src 'none'; "
+    "connect-src 'self'; font-src 'self'; media-src 'self' blob:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 #: FastAPI's own /docs and /redoc pages load their scripts from a CDN and inline.

@@ -81,3 +81,21 @@ def browser() -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def media_browser() -> Iterator[Any]:
+    """Chromium with a fake microphone that needs no permission prompt (a beep on a loop),
+    for the recording tests."""
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    fake_media = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=[*ARGS, *fake_media]
+        )
+        try:
+            yield b
+        finally:
+            b.close()

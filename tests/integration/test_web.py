@@ -543,7 +543,8 @@ def test_the_catalogue_has_every_key_in_both_languages() -> None:
     for module in WEB.glob("*.py"):
         used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_.]+)["']\s*[,)]""", module.read_text()))
     assert len(used) > 80
-    missing = sorted(k for k in used if k not in VI or k not in EN)
+    # The residents' and the staff's words live in modules of their own: one catalogue.
+    missing = sorted(k for k in used if k not in CATALOGUE["vi"] or k not in CATALOGUE["en"])
     assert missing == []
     # Dynamic keys: every status, severity, role, kind and range the pages can show.
     from devices.events import DEVICE_KINDS

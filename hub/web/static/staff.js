@@ -1,0 +1,385 @@
+/* Làng Số — the staff's announcement pages. Each works without this script; with it:
+   - compose: the parts of the form that apply (source, when, how it repeats), the
+     schedule in words as you pick it (the RRULE is made here, as the server makes it,
+     and the server says it in words), "listen" to the text (POST /api/tts/preview),
+     record in the browser (MediaRecorder) or pick a file, both uploaded to POST
+     /api/audio, emergency's confirmation box;
+   - the dashboard and the schedule: the list of next broadcasts follows the hub live
+     (announcement, broadcast and playout events over /api/stream).
+   Writes to the JSON API carry the session cookie and the X-CSRF-Token header. Words
+   come from the page data (the server's catalogue). */
+(function () {
+  "use strict";
+
+  var dataEl = document.getElementById("page-data");
+  var page = dataEl ? JSON.parse(dataEl.textContent) : {};
+  var T = page.t || {};
+
+  function t(key, values) {
+    var s = T[key] || key;
+    if (values) {
+      Object.keys(values).forEach(function (k) { s = s.split("{" + k + "}").join(String(values[k])); });
+    }
+    return s;
+  }
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $$(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  function clock(seconds) {
+    var s = Math.max(0, Math.round(seconds || 0));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  function say(node, text, state) {
+    if (!node) return;
+    node.textContent = text || "";
+    node.classList.toggle("is-ok", state === "ok");
+    node.classList.toggle("is-bad", state === "bad");
+  }
+
+  // The JSON API's refusals are {"detail": "..."}; anything else is said as it came.
+  function reasonOf(response) {
+    return response.text().then(function (body) {
+      try { return JSON.parse(body).detail || body; } catch (e) { return body || String(response.status); }
+    });
+  }
+
+  function apiPost(url, body, json) {
+    var headers = { "X-CSRF-Token": page.csrf || "" };
+    if (json) headers["Content-Type"] = "application/json";
+    return fetch(url, {
+      method: "POST", credentials: "same-origin", headers: headers,
+      body: json ? JSON.stringify(body) : body
+    }).then(function (r) {
+      if (r.ok) return r;
+      return reasonOf(r).then(function (reason) { throw new Error(reason); });
+    });
+  }
+
+  $$("[data-js-only]").forEach(function (el) { el.hidden = false; });
+
+  // -- compose ------------------------------------------------------------------------
+  var audioStatus = null;  // where recording and upload say how it goes
+  var form = $("form[data-compose]");
+  if (form) compose(form);
+
+  function compose(form) {
+    $$("[data-source-fallback]", form).forEach(function (el) { el.parentNode.removeChild(el); });
+
+    function value(name) {
+      var field = form.elements[name];
+      if (!field) return "";
+      if (field.length !== undefined && field.tagName !== "SELECT") {
+        var checked = $$("input[name='" + name + "']:checked", form)[0];
+        return checked ? checked.value : "";
+      }
+      return field.value;
+    }
+    function values(name) {
+      return $$("input[name='" + name + "']:checked", form).map(function (el) { return el.value; });
+    }
+
+    function showPanels() {
+      var source = value("source") || "text";
+      $$("[data-source-panel]", form).forEach(function (el) { el.hidden = el.getAttribute("data-source-panel") !== source; });
+      var when = value("when");
+      $$("[data-when-panel]", form).forEach(function (el) {
+        el.hidden = el.getAttribute("data-when-panel").split(" ").indexOf(when) < 0;
+      });
+      var freq = value("freq");
+      $$("[data-freq-panel]", form).forEach(function (el) { el.hidden = el.getAttribute("data-freq-panel") !== freq; });
+      var ends = value("ends");
+      $$("[data-ends-panel]", form).forEach(function (el) { el.hidden = el.getAttribute("data-ends-panel") !== ends; });
+      var emergency = value("priority") === "emergency";
+      $$("[data-emergency-only]", form).forEach(function (el) { el.hidden = !emergency; });
+    }
+
+    // The same mapping as hub.web.staff.picker_rrule (tests compare the two).
+    var WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
+    function rruleOf() {
+      var freq = value("freq") || "daily";
+      var rule;
+      if (freq === "custom") {
+        return value("rrule_custom").trim().replace(/^RRULE:/i, "").toUpperCase();
+      } else if (freq === "daily") {
+        rule = "FREQ=DAILY";
+      } else if (freq === "weekdays") {
+        rule = "FREQ=WEEKLY;BYDAY=" + WEEKDAYS.slice(0, 5).join(",");
+      } else if (freq === "weekly") {
+        var days = values("byday");
+        var ordered = WEEKDAYS.filter(function (d) { return days.indexOf(d) >= 0; });
+        if (!ordered.length) return "";
+        rule = "FREQ=WEEKLY;BYDAY=" + ordered.join(",");
+      } else if (freq === "monthly") {
+        rule = "FREQ=MONTHLY;BYMONTHDAY=" + (value("monthday") || "1");
+      } else {
+        return "";
+      }
+      var ends = value("ends");
+      if (ends === "count" && value("count")) rule += ";COUNT=" + parseInt(value("count"), 10);
+      if (ends === "until" && value("until")) rule += ";UNTIL=" + value("until").replace(/-/g, "") + "T235959";
+      return rule;
+    }
+
+    var preview = $("[data-sched-preview]", form);
+    var pending = null;
+    var asked = 0;
+    function describe() {
+      if (!preview) return;
+      var rule = value("when") === "repeat" && value("priority") !== "emergency" ? rruleOf() : "";
+      $("[data-sched-rrule]", preview).textContent = rule;
+      $("[data-sched-rrule-line]", preview).hidden = !rule;
+      window.clearTimeout(pending);
+      pending = window.setTimeout(function () {
+        var q = new URLSearchParams();
+        ["when", "priority", "date", "time", "freq", "monthday", "ends", "count", "until", "rrule_custom"].forEach(function (n) {
+          q.append(n, value(n));
+        });
+        values("byday").forEach(function (d) { q.append("byday", d); });
+        var mine = ++asked;
+        fetch("/app/compose/describe?" + q.toString(), { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (d) {
+            if (!d || mine !== asked) return;  // an older answer, overtaken
+            $("[data-sched-words]", preview).textContent = d.words || "";
+            var next = $("[data-sched-next]", preview);
+            $("[data-sched-next-list]", preview).textContent = (d.next || []).join(" · ");
+            next.hidden = !(d.next && d.next.length);
+            var err = $("[data-sched-error]", preview);
+            err.textContent = d.error || "";
+            err.hidden = !d.error;
+            if (d.rrule !== undefined && d.rrule !== rule && window.console) {
+              window.console.warn("RRULE: the page made " + rule + ", the hub " + d.rrule);
+            }
+          })
+          .catch(function () { /* the words stay as they were; the form still works */ });
+      }, 150);
+    }
+
+    // "All zones" and single zones exclude each other.
+    var all = $("[data-zone-all]", form);
+    $$("[data-zone]", form).forEach(function (box) {
+      box.addEventListener("change", function () { if (box.checked && all) all.checked = false; });
+    });
+    if (all) {
+      all.addEventListener("change", function () {
+        if (all.checked) $$("[data-zone]", form).forEach(function (box) { box.checked = false; });
+      });
+    }
+
+    // The category "emergency" suggests the priority, and the other way round.
+    var category = form.elements.category;
+    form.addEventListener("change", function (ev) {
+      var target = ev.target;
+      if (target.name === "priority" && target.value === "emergency") {
+        // An emergency plays at once: no time, no recurrence.
+        if (category) category.value = "emergency";
+        var now = $("input[name=when][value=now]", form);
+        if (now) now.checked = true;
+      }
+      if (target === category && category.value === "emergency") {
+        var p = $("input[name=priority][value=emergency]", form);
+        if (p) p.checked = true;
+      }
+      showPanels();
+      describe();
+    });
+    form.addEventListener("input", function (ev) {
+      if (["date", "time", "count", "until", "rrule_custom"].indexOf(ev.target.name) >= 0) describe();
+    });
+
+    // Characters left in the text.
+    var text = form.elements.text;
+    var counter = $("[data-count-for=text]", form);
+    function count() { if (counter && text) counter.textContent = t("sjs.chars", { n: text.value.length }); }
+    if (text) text.addEventListener("input", count);
+
+    showPanels();
+    describe();
+    count();
+    var problem = document.getElementById("form-error");
+    if (problem) problem.focus();
+
+    listen(form);
+    recorder(form);
+    upload(form);
+  }
+
+  // -- "listen": the text as it will sound ------------------------------------------
+  function listen(form) {
+    var button = $("[data-listen]", form);
+    var audio = $("[data-listen-audio]", form);
+    var status = $("[data-listen-status]", form);
+    if (!button || !audio) return;
+    var url = null;
+    button.addEventListener("click", function () {
+      var text = form.elements.text.value.trim();
+      if (!text) { say(status, t("sjs.listen_empty"), "bad"); return; }
+      button.disabled = true;
+      say(status, t("sjs.listen_wait"));
+      var voice = form.elements.voice ? form.elements.voice.value : "";
+      apiPost("/api/tts/preview", { text: text.slice(0, 2000), voice: voice || null }, true)
+        .then(function (r) { return r.blob(); })
+        .then(function (blob) {
+          if (url) URL.revokeObjectURL(url);
+          url = URL.createObjectURL(blob);
+          audio.src = url;
+          audio.hidden = false;
+          say(status, t("sjs.listen_ready"), "ok");
+          var playing = audio.play();
+          if (playing && playing.catch) playing.catch(function () { /* autoplay refused: ▶ is there */ });
+        })
+        .catch(function (e) { say(status, t("sjs.failed", { reason: e.message }), "bad"); })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
+  // -- recordings and files: uploaded to POST /api/audio --------------------------------
+  function sendAudio(form, blob, name) {
+    var hidden = $("[data-audio-id]", form);
+    var mb = page.max_upload_mb || 25;
+    if (blob.size > mb * 1024 * 1024) {
+      say(audioStatus, t("sjs.too_big", { mb: mb }), "bad");
+      return Promise.resolve(null);
+    }
+    say(audioStatus, t("sjs.uploading"));
+    var body = new FormData();
+    body.append("file", blob, name);
+    return apiPost("/api/audio", body, false)
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        hidden.value = d.id;
+        say(audioStatus, t("sjs.uploaded", { duration: clock(d.duration_s) }), "ok");
+        audioStatus.setAttribute("data-duration", String(d.duration_s));
+        return d;
+      })
+      .catch(function (e) {
+        hidden.value = "";
+        say(audioStatus, t("sjs.failed", { reason: e.message }), "bad");
+        return null;
+      });
+  }
+
+  function recorder(form) {
+    var start = $("[data-rec-start]", form);
+    if (!start) return;
+    var stop = $("[data-rec-stop]", form);
+    var timeEl = $("[data-rec-time]", form);
+    var audio = $("[data-rec-audio]", form);
+    var use = $("[data-rec-upload]", form);
+    audioStatus = $("[data-audio-status]", form);
+    var rec = null, chunks = [], blob = null, url = null, ticker = null, began = 0;
+    var limit = page.max_record_s || 600;
+
+    function supported() {
+      return window.MediaRecorder && navigator.mediaDevices && navigator.mediaDevices.getUserMedia;
+    }
+    function mimeType() {
+      var types = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/mp4"];
+      for (var i = 0; i < types.length; i += 1) {
+        if (window.MediaRecorder.isTypeSupported && window.MediaRecorder.isTypeSupported(types[i])) return types[i];
+      }
+      return "";
+    }
+
+    start.addEventListener("click", function () {
+      if (!supported()) { say(audioStatus, t("sjs.rec_unsupported"), "bad"); return; }
+      navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+        var type = mimeType();
+        rec = type ? new MediaRecorder(stream, { mimeType: type }) : new MediaRecorder(stream);
+        chunks = [];
+        rec.addEventListener("dataavailable", function (ev) { if (ev.data && ev.data.size) chunks.push(ev.data); });
+        rec.addEventListener("stop", function () {
+          stream.getTracks().forEach(function (track) { track.stop(); });
+          window.clearInterval(ticker);
+          timeEl.classList.remove("is-live");
+          blob = new Blob(chunks, { type: rec.mimeType || type || "audio/webm" });
+          if (url) URL.revokeObjectURL(url);
+          url = URL.createObjectURL(blob);
+          audio.src = url;
+          audio.hidden = false;
+          use.hidden = false;
+          start.hidden = false;
+          $("[data-rec-label]", start).textContent = t("sjs.rec_again");
+          stop.hidden = true;
+          say(audioStatus, t("sjs.recorded"));
+        });
+        rec.start(250);
+        began = Date.now();
+        start.hidden = true;
+        stop.hidden = false;
+        use.hidden = true;
+        audio.hidden = true;
+        $("[data-audio-id]", form).value = "";
+        timeEl.classList.add("is-live");
+        timeEl.textContent = "0:00";
+        say(audioStatus, t("sjs.recording"));
+        ticker = window.setInterval(function () {
+          var s = (Date.now() - began) / 1000;
+          timeEl.textContent = clock(s);
+          if (s >= limit && rec && rec.state === "recording") rec.stop();
+        }, 250);
+        stop.focus();
+      }).catch(function (e) {
+        say(audioStatus, t("sjs.rec_denied", { reason: e.message || e.name }), "bad");
+      });
+    });
+    stop.addEventListener("click", function () { if (rec && rec.state === "recording") rec.stop(); });
+    use.addEventListener("click", function () {
+      if (!blob) return;
+      use.disabled = true;
+      var ext = /ogg/.test(blob.type) ? "ogg" : (/mp4/.test(blob.type) ? "m4a" : "webm");
+      sendAudio(form, blob, "ghi-am." + ext).then(function (d) {
+        use.disabled = false;
+        if (d) use.hidden = true;
+      });
+    });
+  }
+
+  function upload(form) {
+    var input = $("[data-upload]", form);
+    if (!input) return;
+    var audio = $("[data-upload-audio]", form);
+    audioStatus = audioStatus || $("[data-audio-status]", form);
+    var url = null;
+    input.addEventListener("change", function () {
+      var file = input.files && input.files[0];
+      if (!file) return;
+      if (url) URL.revokeObjectURL(url);
+      url = URL.createObjectURL(file);
+      audio.src = url;
+      audio.hidden = false;
+      sendAudio(form, file, file.name);
+    });
+  }
+
+  // -- live lists: the next broadcasts follow the hub ------------------------------------
+  var fragments = $$("[data-fragment]");
+  if (fragments.length && window.EventSource) {
+    var timer = null;
+    var load = function () {
+      fragments.forEach(function (list) {
+        fetch(list.getAttribute("data-fragment"), { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.text() : null; })
+          .then(function (html) {
+            if (html === null) return;
+            if (list.innerHTML.trim() !== html.trim()) list.innerHTML = html;
+            var empty = list.parentNode.querySelector("[data-fragment-empty]");
+            if (empty) empty.hidden = list.children.length > 0;
+          })
+          .catch(function () { /* the next event tries again */ });
+      });
+    };
+    var refresh = function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(load, 250);
+    };
+    var url = "/api/stream" + (page.mark ? "?since=" + encodeURIComponent(page.mark) : "");
+    var source = new EventSource(url);
+    ["announcement", "broadcast", "playout", "reset"].forEach(function (kind) {
+      source.addEventListener(kind, refresh);
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+})();
