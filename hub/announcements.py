@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,8 +137,16 @@ class Announcements:
         self._render_lock = threading.Lock()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="announce-cmd")
         self.clock_alert: str | None = None
+        #: Bumped after every commit of this service: readers key their caches on it.
+        self.generation = 0
         self.audio_dir = settings.data_dir / "audio"
         self.cache_dir = settings.data_dir / "render"
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self.store.transaction() as conn:
+            yield conn
+        self.generation += 1
 
     # -- paths and rendering ------------------------------------------------------------
     @property
@@ -308,7 +318,7 @@ class Announcements:
         cols = self._prepare(body, actor)
         aid = aid or _new_id()
         cols.update(id=aid, created_by=actor.name, created_at=cols["updated_at"])
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 f"INSERT INTO announcements({', '.join(cols)}) VALUES"
                 f" ({', '.join('?' * len(cols))})",
@@ -349,7 +359,7 @@ class Announcements:
         if row["status"] == "scheduled" and cols["status"] == "draft":
             cols["status"] = "draft"  # a change to an approved one needs approval again
         self.playout.cancel(aid)
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 f"UPDATE announcements SET {', '.join(f'{c}=?' for c in cols)} WHERE id=?",
                 [*cols.values(), aid],
@@ -397,7 +407,7 @@ class Announcements:
         if row["created_by"] == actor.name:
             raise AnnouncementError("approval needs a second person", 403)
         now = self.clock.now().timestamp()
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "UPDATE announcements SET status='scheduled', approved_by=?, updated_at=?"
                 " WHERE id=?",
@@ -416,7 +426,7 @@ class Announcements:
         if row["status"] == "cancelled":
             return self.get(aid, staff=True) or {}
         now = self.clock.now().timestamp()
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "UPDATE announcements SET status='cancelled', next_run=NULL, updated_at=?"
                 " WHERE id=?",
@@ -444,7 +454,7 @@ class Announcements:
         self.audio_dir.mkdir(parents=True, exist_ok=True)
         wav.replace(dest)
         now = self.clock.now().timestamp()
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "INSERT INTO audio_assets(id, kind, path, sha256, duration_s, original_name,"
                 " codec, created_at, created_by) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -479,7 +489,11 @@ class Announcements:
             sql += " AND status=?"
             args.append(status)
         if not staff:
-            sql += " AND published=1 AND status IN ('scheduled', 'done', 'expired')"
+            # Nearly every row is public: "+status" keeps the planner off
+            # announcements_status, so that the newest-first walk of announcements_created
+            # stops after `limit` rows instead of sorting the whole table.
+            status_term = "status" if upcoming else "+status"
+            sql += f" AND published=1 AND {status_term} IN ('scheduled', 'done', 'expired')"
         if upcoming:
             sql += " AND next_run IS NOT NULL ORDER BY next_run LIMIT ?"
         else:
@@ -583,7 +597,7 @@ class Announcements:
 
     # -- the playout log (playout thread) ---------------------------------------------------
     def on_broadcast(self, b: Broadcast) -> None:
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "INSERT INTO broadcasts(announcement_id, scheduled_for, started_at, ended_at,"
                 " status, zones, priority, detail) VALUES (?,?,?,?,?,?,?,?)"
@@ -707,7 +721,7 @@ class Announcements:
             self.playout.submit(self._job(row, t))
             submitted = t
             nxt = rec.next_after(t)
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "UPDATE announcements SET next_run=?, last_run=COALESCE(?, last_run),"
                 " status=CASE WHEN ? IS NULL THEN 'done' ELSE status END WHERE id=?",
@@ -752,7 +766,7 @@ class Announcements:
     def _raise_alert(self, rule: str, severity: str, message: str) -> None:
         aid = _new_id()
         now = self.clock.now().timestamp()
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "INSERT INTO alerts(id, device_id, rule, severity, state, message, raised_at)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -764,7 +778,7 @@ class Announcements:
 
     def _clear_alert(self) -> None:
         aid, self.clock_alert = self.clock_alert, None
-        with self.store.transaction() as conn:
+        with self._write() as conn:
             conn.execute(
                 "UPDATE alerts SET state='cleared', cleared_at=? WHERE id=?",
                 (self.clock.now().timestamp(), aid),
@@ -807,7 +821,7 @@ class Announcements:
         except (ValidationError, AnnouncementError, ValueError) as e:
             log.error("refused %s: %s", source, e)
             now = self.clock.now().timestamp()
-            with self.store.transaction() as conn:
+            with self._write() as conn:
                 self.store.audit(
                     conn,
                     ts=now,

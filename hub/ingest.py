@@ -74,6 +74,9 @@ class IngestStats:
     batches: int = 0
     commit_failures: int = 0
     last_progress: float = 0.0  # monotonic time of the last committed batch
+    #: Counts the commits that may have changed the devices or alerts tables (readers key
+    #: their caches on it: the same generation, the same rows).
+    generation: int = 0
     last_error: str | None = None
     dead_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -405,6 +408,8 @@ class Ingest:
         st.stored += len(event_rows)
         st.dead_letters += len(dead_rows)
         st.batches += 1
+        if due or changes:
+            st.generation += 1
         st.last_progress = self.clock.monotonic()
         self._announce(stored, changes)
 
@@ -548,6 +553,7 @@ class Ingest:
             conn.execute("ROLLBACK")
             raise
         self._written(dirty)
+        self.stats.generation += 1
         self._announce([], changes)
 
     def _flush_devices(self) -> None:

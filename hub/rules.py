@@ -173,6 +173,9 @@ class _SafeFormatter(string.Formatter):
 
 
 _FORMATTER = _SafeFormatter()
+#: Emergency texts rendered ahead at most per pass (about 0.5 s of CPU each).
+PRERENDER_MAX = 120
+
 PLACEHOLDERS = (
     "device.id",
     "device.name",
@@ -703,4 +706,7 @@ class RulesEngine:
                                 "repeat": a.repeat,
                             }
                         )
-        return out
+        # Once each, and bounded: a village of many gauges must not keep both cores
+        # rendering for minutes after a start; the rest render on demand.
+        unique = list({(o["text"], o["priority"], o["repeat"]): o for o in out}.values())
+        return unique[:PRERENDER_MAX]

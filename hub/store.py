@@ -97,6 +97,21 @@ MIGRATIONS: list[str] = [
         incident TEXT NOT NULL, at REAL NOT NULL, cause TEXT NOT NULL, actions TEXT NOT NULL);
     CREATE INDEX rule_firings_rule ON rule_firings(rule_id, at);
     """,
+    # 4: residents' feedback (phản ánh); the sender's address only as a salted hash
+    """
+    CREATE TABLE feedback(
+        id INTEGER PRIMARY KEY, received_at REAL NOT NULL, name TEXT, contact TEXT,
+        category TEXT, message TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'new',
+        ip_hash TEXT NOT NULL, lang TEXT, updated_at REAL, updated_by TEXT);
+    CREATE INDEX feedback_status ON feedback(status, received_at);
+    CREATE INDEX feedback_received ON feedback(received_at);
+    """,
+    # 5: the announcements API's reads: newest first, and the last broadcast of each
+    # (broadcasts_occurrence is partial, so a plain announcement_id lookup cannot use it)
+    """
+    CREATE INDEX announcements_created ON announcements(created_at);
+    CREATE INDEX broadcasts_announcement ON broadcasts(announcement_id, scheduled_for);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

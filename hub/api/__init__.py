@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import __version__
-from hub.api import announcements, auth, devices, health, metrics, rules
+from hub.api import announcements, auth, devices, feedback, health, metrics, rules
 from hub.app import Hub
 from hub.web import mount_web
 
@@ -55,6 +55,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(metrics.router)
     app.include_router(announcements.router)
+    app.include_router(feedback.router)
     app.include_router(rules.router)
     mount_web(app, hub)
     return app

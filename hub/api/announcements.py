@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, Field
 
@@ -57,16 +58,38 @@ def create_announcement(hub: HubDep, user: Head, body: AnnouncementIn) -> dict[s
         raise _error(e) from None
 
 
-@router.get("/api/announcements")
+@router.get("/api/announcements", response_class=Response)
 def list_announcements(
+    request: Request,
     hub: HubDep,
     staff: MaybeStaff,
     status: Literal["draft", "scheduled", "done", "cancelled"] | None = None,
     upcoming: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[dict[str, Any]]:
+) -> Response:
+    """Newest first (``upcoming``: soonest first), each with its last broadcast.
+
+    Made once per change: the service's write generation (and the newest rowid, for what
+    ``langso announce`` inserts from its own process) key a cache of the encoded list."""
     is_staff = staff is not None and staff.has("head")
-    return hub.announcements.list_all(staff=is_staff, status=status, limit=limit, upcoming=upcoming)
+    service = hub.announcements
+    top = hub.store.one("SELECT max(rowid) FROM announcements")
+    key = (is_staff, status, upcoming, limit, service.generation, top[0] if top else None)
+    cache: dict[tuple[Any, ...], tuple[bytes, str]]
+    cache = request.app.state.__dict__.setdefault("announcements_cache", {})
+    hit = cache.get(key)
+    if hit is None:
+        items = service.list_all(staff=is_staff, status=status, limit=limit, upcoming=upcoming)
+        body = json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode()
+        hit = (body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+        if len(cache) >= 64:
+            cache.clear()
+        cache[key] = hit
+    body, etag = hit
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/api/announcements/{aid}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from hub.api.deps import HubDep, Technician, iso, parse_time
+from hub.app import Hub
 
 router = APIRouter(tags=["devices"])
 
@@ -31,13 +33,44 @@ def _device(row: sqlite3.Row, name_override: str | None) -> dict[str, Any]:
     }
 
 
-@router.get("/api/devices")
+@router.get(
+    "/api/devices",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Unchanged"}},
+)
 def list_devices(
+    request: Request,
     hub: HubDep,
     user: Technician,
     kind: str | None = None,
     status: Literal["online", "degraded", "offline", "unknown"] | None = None,
-) -> list[dict[str, Any]]:
+) -> Response:
+    """Every device: ``[{"id", "kind", "name", "status", "last_seen", "metrics", ...}]``.
+
+    A village's full list is large (about 0.5 MB for 1,000 devices) and dashboards poll
+    it: it is made once per change of the devices table (``ingest.stats.generation``, read
+    before the query, so a newer table only means one more rebuild), then served as bytes,
+    with an ETag that turns a poll of an unchanged list into a 304."""
+    generation = hub.ingest.stats.generation
+    cache: dict[tuple[str | None, str | None], tuple[int, bytes, str]]
+    cache = request.app.state.__dict__.setdefault("devices_cache", {})
+    entry = cache.get((kind, status))
+    if entry is None or entry[0] != generation:
+        body = json.dumps(
+            _devices(hub, kind, status), ensure_ascii=False, separators=(",", ":")
+        ).encode()
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        if len(cache) >= 64:  # kind is free text: bound the keys
+            cache.clear()
+        entry = cache[(kind, status)] = (generation, body, etag)
+    _, body, etag = entry
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _devices(hub: Hub, kind: str | None, status: str | None) -> list[dict[str, Any]]:
     sql, args = "SELECT * FROM devices WHERE 1=1", list[object]()
     if kind:
         sql += " AND kind=?"

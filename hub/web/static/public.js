@@ -1,0 +1,108 @@
+/* Làng Số — the residents' pages. They work without this file; with it: "on air now"
+   live over /api/stream, one player at a time, the feedback form's character count,
+   the poster's print button. Words come from the page data (the server's catalogue). */
+(function () {
+  "use strict";
+
+  var dataEl = document.getElementById("page-data");
+  var page = dataEl ? JSON.parse(dataEl.textContent) : {};
+  var T = page.t || {};
+
+  function t(key, values) {
+    var s = T[key] || key;
+    if (values) {
+      Object.keys(values).forEach(function (k) { s = s.split("{" + k + "}").join(String(values[k])); });
+    }
+    return s;
+  }
+
+  // -- one player at a time: starting one pauses the others ------------------------------
+  document.addEventListener("play", function (ev) {
+    document.querySelectorAll("audio").forEach(function (audio) {
+      if (audio !== ev.target) audio.pause();
+    });
+  }, true);
+
+  // -- the poster's print button (hidden where it cannot work) ---------------------------
+  var printButton = document.querySelector("[data-print]");
+  if (printButton && typeof window.print === "function") {
+    printButton.hidden = false;
+    printButton.addEventListener("click", function () { window.print(); });
+  }
+
+  // -- characters left in the feedback form ---------------------------------------------
+  document.querySelectorAll("[data-counter-for]").forEach(function (out) {
+    var field = document.getElementById(out.getAttribute("data-counter-for"));
+    if (!field) return;
+    var max = parseInt(field.getAttribute("maxlength") || "0", 10);
+    var update = function () {
+      var left = Math.max(0, max - field.value.length);
+      out.textContent = t("pub.js.chars_left", { n: left });
+      out.classList.toggle("is-low", left < 100);
+    };
+    field.addEventListener("input", update);
+    update();
+  });
+
+  // -- on air now, live ---------------------------------------------------------------
+  var card = document.querySelector("[data-onair]");
+  if (!card || !window.EventSource) return;
+  var now = card.querySelector("[data-onair-now]");
+  var quiet = card.querySelector("[data-onair-quiet]");
+  var link = card.querySelector("[data-onair-link]");
+  var flag = card.querySelector("[data-onair-emergency]");
+  var fresh = card.querySelector("[data-fresh]");
+  var indicator = card.querySelector("[data-live-indicator]");
+
+  function onPlayout(p) {
+    if (!p) return;
+    var playing = p.state === "playing";
+    var emergency = playing && p.priority === "emergency";
+    if (playing) {
+      link.textContent = p.title || p.announcement_id || "";
+      link.href = "/a/" + encodeURIComponent(p.announcement_id || "");
+    }
+    flag.hidden = !emergency;
+    card.classList.toggle("onair--emergency", emergency);
+    now.hidden = !playing;
+    quiet.hidden = playing;
+  }
+
+  function onNews() {
+    if (fresh) fresh.hidden = false;
+  }
+
+  function live(on) {
+    if (!indicator) return;
+    indicator.hidden = false;
+    indicator.classList.toggle("is-off", !on);
+    var text = indicator.querySelector("[data-live-text]");
+    if (text) text.textContent = t(on ? "live.on" : "live.off");
+  }
+
+  function parse(ev) {
+    try { return JSON.parse(ev.data); } catch (e) { return null; }
+  }
+
+  // From the mark the page was rendered at, so nothing that happened since is missed; the
+  // browser reconnects by itself with the id of the last event it got.
+  var url = "/api/stream" + (page.mark ? "?since=" + encodeURIComponent(page.mark) : "");
+  var source = new EventSource(url);
+  var pausedTimer = null;
+  source.addEventListener("heartbeat", function () {
+    window.clearTimeout(pausedTimer);
+    pausedTimer = null;
+    live(true);
+  });
+  source.addEventListener("reset", function () { window.location.reload(); });
+  source.addEventListener("playout", function (ev) { onPlayout(parse(ev)); });
+  source.addEventListener("announcement", onNews);
+  source.addEventListener("broadcast", function (ev) {
+    var b = parse(ev);
+    if (b && b.status === "played") onNews();
+  });
+  source.addEventListener("error", function () {
+    if (pausedTimer === null) pausedTimer = window.setTimeout(function () { live(false); }, 6000);
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();
