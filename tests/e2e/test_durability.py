@@ -108,5 +108,9 @@ def test_broker_restart_mid_stream_loses_nothing(own_broker: Broker, tmp_path: P
     finally:
         hub.stop()
     rows, distinct = counts(db)
-    assert distinct == n
-    assert rows == n, f"{rows - n} duplicates stored"
+    assert distinct == n  # nothing lost
+    # QoS 1 between the publisher and the broker is at least once: a message the broker
+    # took but could not acknowledge before it stopped is sent again by the publisher and
+    # is, for the broker, a new message (new packet id to the hub). The hub stores such a
+    # copy; it cannot tell it from a real repeat. At most the publisher's in-flight window.
+    assert n <= rows <= n + 100, f"{rows - n} copies stored"
