@@ -558,3 +558,40 @@ def _panel_buttons(village: Village) -> None:
     village.hub.run_until(lambda: village.broadcasts(), what="stopped")
     assert village.broadcasts()[0]["status"] == "cancelled"
     assert village.broadcasts()[0]["detail"] == "stopped by stop button"
+
+
+def test_the_daily_cap_holds_normal_broadcasts_until_the_next_day(
+    broker: Broker, tmp_path: Path
+) -> None:
+    v = Village(broker, tmp_path / "hub", FakeClock(T0), LANGSO_ANNOUNCEMENTS__DAILY_CAP="1")
+    try:
+        head = v.head()
+        first = head.post("/api/announcements", json={"title": "1", "text": "Một."}).json()
+        v.hub.run_until(lambda: v.broadcasts(), what="the first")
+        second = head.post("/api/announcements", json={"title": "2", "text": "Hai."}).json()
+        v.hub.run_until(lambda: v.clock.now() >= T0 + timedelta(hours=2), step=600, limit=3 * 3600)
+        assert [b["announcement_id"] for b in v.broadcasts()] == [first["id"]]
+        # Midnight in the village (17:00 UTC), then quiet hours until 05:30: it plays then.
+        v.hub.run_until(
+            lambda: len(v.broadcasts()) == 2,
+            step=900,
+            limit=30 * 3600,
+            what="the second, the next day",
+        )
+        b = next(b for b in v.broadcasts() if b["announcement_id"] == second["id"])
+        started = datetime.fromisoformat(b["started_at"].replace("Z", "+00:00")) + VN_OFFSET
+        assert started.date().isoformat() == "2026-12-02" and started.strftime("%H:%M") >= "05:30"
+    finally:
+        v.stop()
+
+
+def test_the_amplifier_goes_off_when_the_hub_stops_mid_broadcast(
+    broker: Broker, tmp_path: Path
+) -> None:
+    v = Village(broker, tmp_path / "hub", FakeClock(T0), speed=1)  # real-time playback
+    v.head().post("/api/announcements", json={"title": "Dài", "text": "Thông báo dài. " * 20})
+    v.hub.run_until(lambda: v.hub.hub.playout.state.state == "playing", step=0.25, what="on air")
+    assert v.pin(AMP)[-1] is True
+    v.stop()  # uvicorn's shutdown runs the lifespan: hub.stop(), as on SIGTERM
+    assert v.pin(AMP) == [False, True, False]
+    assert v.pin(XOM_DONG)[-1] is False and v.pin(LED)[-1] is False

@@ -234,3 +234,27 @@ def test_the_shipped_rules_file_validates() -> None:
 
 def test_template_decimal_comma() -> None:
     assert render_template("{value} m", {"value": "1,5"}) == "1,5 m"
+
+
+def test_schedule_trigger_fires_at_its_times(tmp_path: Path) -> None:
+    rule = {
+        "id": "siren-test",
+        "name": "Thử còi",
+        "cooldown_s": 0,
+        "trigger": {
+            "type": "schedule",
+            "start": "2026-12-01T10:30:00",
+            "rrule": "FREQ=WEEKLY;BYDAY=TU",
+        },
+        "actions": [{"type": "switch", "output": "siren", "duration_s": 10}],
+    }
+    e, rec, clock = engine(tmp_path, rule)  # T0 is 10:00 on Tuesday 1 December, local
+    e.tick()
+    assert rec.calls == []
+    clock.advance(30 * 60)  # 10:30 local
+    e.tick()
+    e.tick()
+    assert rec.calls == [("switch", ("siren", 10))]
+    clock.advance(7 * 86400)  # the next Tuesday
+    e.tick()
+    assert rec.calls == [("switch", ("siren", 10))] * 2
