@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -82,7 +83,26 @@ def _call_safely(what: str, callback: Callable[[], None] | None) -> None:
         log.exception("%s callback failed", what)
 
 
-class Amplifier:
+class _Closing(ABC):
+    """gpiozero's style: every part is a context manager that closes (switches off)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Switch off and release the pins; each part says how."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Amplifier(_Closing):
     """The PA amplifier's mains relay (or its standby input), with a hard on-time cap.
 
     ``on()`` is idempotent and keeps the first switch-on time; ``off()`` always writes
@@ -211,17 +231,6 @@ class Amplifier:
             self._closed = True
             self._device.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # The watchdog ----------------------------------------------------------------------
 
     def _arm(self, delay: float) -> None:
@@ -261,7 +270,7 @@ class Amplifier:
 # --- zone relays ------------------------------------------------------------------------
 
 
-class ZoneRelays:
+class ZoneRelays(_Closing):
     """One relay per loudspeaker zone (hamlet); ``select()`` routes the amplifier's output.
 
     Zone names are the ones announcements use (``"xom-dong"``); ``"all"`` means every
@@ -360,22 +369,11 @@ class ZoneRelays:
             for relay in self._relays.values():
                 relay.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # --- switched outputs (siren relay, warning light) -------------------------------------
 
 
-class SwitchedOutputs:
+class SwitchedOutputs(_Closing):
     """Named relays the rules switch on for a while: a siren, a warning light.
 
     ``pulse(name, seconds)`` switches one on and arms a timer (from ``timer_factory``,
@@ -456,7 +454,7 @@ class SwitchedOutputs:
 # --- on-air LED -------------------------------------------------------------------------
 
 
-class OnAirLed:
+class OnAirLed(_Closing):
     """The "đang phát" lamp on the PA box: lit while a broadcast plays, blinking on faults."""
 
     def __init__(self, pin: int, pin_factory: Any = None, *, active_high: bool = True) -> None:
@@ -492,22 +490,11 @@ class OnAirLed:
         self._closed = True
         self._led.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # --- panel buttons ----------------------------------------------------------------------
 
 
-class PanelButtons:
+class PanelButtons(_Closing):
     """The emergency and stop buttons on the PA box in the cultural house.
 
     ``when_emergency`` fires only after the emergency button has been held down for
@@ -584,17 +571,6 @@ class PanelButtons:
                 button.close()
         self._emergency = self._stop = None
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # --- configuration and the whole PA box -------------------------------------------------
 
@@ -669,7 +645,7 @@ class GpioConfig:
         return cls(**{**data, "zones": dict(zones)})  # type: ignore[arg-type]
 
 
-class PaHardware:
+class PaHardware(_Closing):
     """The whole PA box: amplifier, zone relays, on-air LED and panel buttons.
 
     Built from a :class:`GpioConfig`; :meth:`close` switches the amplifier off first
@@ -761,14 +737,3 @@ class PaHardware:
             self.close()
         except Exception:
             log.exception("GPIO shutdown was incomplete")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
