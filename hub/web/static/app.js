@@ -40,6 +40,59 @@
   }
   window.setInterval(refreshTimes, 30000);
 
+  function parse(ev) {
+    try { return JSON.parse(ev.data); } catch (e) { return null; }
+  }
+
+  // -- one live stream per page: app.js, public.js and staff.js all listen to it ---------
+  // From the mark the page was rendered at: nothing that happened since is missed. The
+  // browser reconnects by itself (the hub ends each stream after a while) with the id of
+  // the last event it got, and the hub sends what came meanwhile. Opened at the first
+  // listener, so a page that shows nothing live opens nothing.
+  var source = null;
+  var pausedTimer = null;
+
+  function live(on) {
+    document.querySelectorAll("[data-live-indicator]").forEach(function (indicator) {
+      indicator.hidden = false;
+      indicator.classList.toggle("is-off", !on);
+      var text = indicator.querySelector("[data-live-text]");
+      if (text) text.textContent = t(on ? "live.on" : "live.off");
+    });
+  }
+
+  function stream() {
+    if (source || !window.EventSource) return source;
+    var url = "/api/stream" + (page.mark ? "?since=" + encodeURIComponent(page.mark) : "");
+    source = new EventSource(url);
+    source.addEventListener("heartbeat", function (ev) {
+      var d = parse(ev);
+      if (d && d.now) offset = Date.parse(d.now) - Date.now();
+      window.clearTimeout(pausedTimer);
+      pausedTimer = null;
+      live(true);
+    });
+    // The hub cannot tell what was missed (it restarted, or the break was long): read afresh.
+    source.addEventListener("reset", function () { window.location.reload(); });
+    source.addEventListener("error", function () {
+      // A planned reconnect takes a couple of seconds; say "paused" only if it lasts.
+      if (pausedTimer === null) pausedTimer = window.setTimeout(function () { live(false); }, 6000);
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+    return source;
+  }
+
+  // on(kind, fn): fn gets each event's data (parsed JSON); false when the browser has no
+  // EventSource (the page then stays as rendered).
+  window.LangsoLive = {
+    on: function (kind, fn) {
+      var s = stream();
+      if (!s) return false;
+      s.addEventListener(kind, function (ev) { fn(parse(ev)); });
+      return true;
+    }
+  };
+
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -261,40 +314,7 @@
     if (quiet) quiet.hidden = playing;
   }
 
-  var indicator = document.querySelector("[data-live-indicator]");
-  function live(on) {
-    if (!indicator) return;
-    indicator.hidden = false;
-    indicator.classList.toggle("is-off", !on);
-    var text = indicator.querySelector("[data-live-text]");
-    if (text) text.textContent = t(on ? "live.on" : "live.off");
-  }
-
-  function parse(ev) {
-    try { return JSON.parse(ev.data); } catch (e) { return null; }
-  }
-
-  // From the mark the page was rendered at: nothing that happened since is missed. The
-  // browser reconnects by itself (the hub ends each stream after a while) with the id of
-  // the last event it got, and the hub sends what came meanwhile.
-  var url = "/api/stream" + (page.mark ? "?since=" + encodeURIComponent(page.mark) : "");
-  var source = new EventSource(url);
-  var pausedTimer = null;
-  source.addEventListener("heartbeat", function (ev) {
-    var d = parse(ev);
-    if (d && d.now) offset = Date.parse(d.now) - Date.now();
-    window.clearTimeout(pausedTimer);
-    pausedTimer = null;
-    live(true);
-  });
-  // The hub cannot tell what was missed (it restarted, or the break was long): read afresh.
-  source.addEventListener("reset", function () { window.location.reload(); });
-  source.addEventListener("device", function (ev) { onDevice(parse(ev)); });
-  source.addEventListener("alert", function (ev) { onAlert(parse(ev)); });
-  source.addEventListener("playout", function (ev) { onPlayout(parse(ev)); });
-  source.addEventListener("error", function () {
-    // A planned reconnect takes a couple of seconds; say "paused" only if it lasts.
-    if (pausedTimer === null) pausedTimer = window.setTimeout(function () { live(false); }, 6000);
-  });
-  window.addEventListener("pagehide", function () { source.close(); });
+  window.LangsoLive.on("device", onDevice);
+  window.LangsoLive.on("alert", onAlert);
+  window.LangsoLive.on("playout", onPlayout);
 })();

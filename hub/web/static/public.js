@@ -46,13 +46,12 @@
 
   // -- on air now, live ---------------------------------------------------------------
   var card = document.querySelector("[data-onair]");
-  if (!card || !window.EventSource) return;
+  if (!card) return;
   var now = card.querySelector("[data-onair-now]");
   var quiet = card.querySelector("[data-onair-quiet]");
   var link = card.querySelector("[data-onair-link]");
   var flag = card.querySelector("[data-onair-emergency]");
   var fresh = card.querySelector("[data-fresh]");
-  var indicator = card.querySelector("[data-live-indicator]");
 
   function onPlayout(p) {
     if (!p) return;
@@ -72,37 +71,10 @@
     if (fresh) fresh.hidden = false;
   }
 
-  function live(on) {
-    if (!indicator) return;
-    indicator.hidden = false;
-    indicator.classList.toggle("is-off", !on);
-    var text = indicator.querySelector("[data-live-text]");
-    if (text) text.textContent = t(on ? "live.on" : "live.off");
-  }
-
-  function parse(ev) {
-    try { return JSON.parse(ev.data); } catch (e) { return null; }
-  }
-
-  // From the mark the page was rendered at, so nothing that happened since is missed; the
-  // browser reconnects by itself with the id of the last event it got.
-  var url = "/api/stream" + (page.mark ? "?since=" + encodeURIComponent(page.mark) : "");
-  var source = new EventSource(url);
-  var pausedTimer = null;
-  source.addEventListener("heartbeat", function () {
-    window.clearTimeout(pausedTimer);
-    pausedTimer = null;
-    live(true);
-  });
-  source.addEventListener("reset", function () { window.location.reload(); });
-  source.addEventListener("playout", function (ev) { onPlayout(parse(ev)); });
-  source.addEventListener("announcement", onNews);
-  source.addEventListener("broadcast", function (ev) {
-    var b = parse(ev);
+  if (!window.LangsoLive) return;
+  window.LangsoLive.on("playout", onPlayout);
+  window.LangsoLive.on("announcement", onNews);
+  window.LangsoLive.on("broadcast", function (b) {
     if (b && b.status === "played") onNews();
   });
-  source.addEventListener("error", function () {
-    if (pausedTimer === null) pausedTimer = window.setTimeout(function () { live(false); }, 6000);
-  });
-  window.addEventListener("pagehide", function () { source.close(); });
 })();

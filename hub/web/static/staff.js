@@ -356,7 +356,7 @@
 
   // -- live lists: the next broadcasts follow the hub ------------------------------------
   var fragments = $$("[data-fragment]");
-  if (fragments.length && window.EventSource) {
+  if (fragments.length && window.LangsoLive) {
     var timer = null;
     var load = function () {
       fragments.forEach(function (list) {
@@ -375,11 +375,8 @@
       window.clearTimeout(timer);
       timer = window.setTimeout(load, 250);
     };
-    var url = "/api/stream" + (page.mark ? "?since=" + encodeURIComponent(page.mark) : "");
-    var source = new EventSource(url);
-    ["announcement", "broadcast", "playout", "reset"].forEach(function (kind) {
-      source.addEventListener(kind, refresh);
+    ["announcement", "broadcast", "playout"].forEach(function (kind) {
+      window.LangsoLive.on(kind, refresh);
     });
-    window.addEventListener("pagehide", function () { source.close(); });
   }
 })();
