@@ -995,6 +995,13 @@ def _rules(
     )
 
 
+def _refusal(e: RuleTextError | HTTPException) -> tuple[str, int]:
+    """Why a rule was refused, and the status to answer with (the API's own, or 422)."""
+    if isinstance(e, HTTPException):
+        return str(e.detail), e.status_code
+    return str(e), 422
+
+
 @router.post("/app/rules")
 async def rules_add(request: Request) -> Response:
     fields = await read_fields(request)
@@ -1006,8 +1013,7 @@ async def rules_add(request: Request) -> Response:
         await run_in_threadpool(add_rule, hub, session.user, rule)
     except (RuleTextError, HTTPException) as e:
         t = translator(request)
-        reason = str(e.detail) if isinstance(e, HTTPException) else str(e)
-        code = e.status_code if isinstance(e, HTTPException) else 422
+        reason, code = _refusal(e)
         return await run_in_threadpool(
             lambda: _rules(
                 request,
@@ -1103,8 +1109,7 @@ async def rule_save(request: Request, rule_id: str) -> Response:
         )
     except (RuleTextError, HTTPException) as e:
         t = translator(request)
-        reason = str(e.detail) if isinstance(e, HTTPException) else str(e)
-        code = e.status_code if isinstance(e, HTTPException) else 422
+        reason, code = _refusal(e)
         return await run_in_threadpool(
             lambda: _rule(
                 request,
