@@ -14,7 +14,7 @@ import pytest
 
 from hub.clock import FakeClock
 from tests.broker import Broker
-from tests.browser.test_web_browser import Phone
+from tests.browser.phone import Phone
 from tests.hubtest import hub_settings
 from tests.integration.test_public import PublicHub
 

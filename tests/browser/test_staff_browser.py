@@ -17,13 +17,12 @@ import pytest
 
 from hub.web.staff_words import Fields, picker_rrule
 from tests.broker import Broker
-from tests.hubtest import PASSWORD
+from tests.browser.phone import Phone as BasePhone
 from tests.integration.test_staff_pages import staff_hub
 from tests.integration.web_fixture import WebHub
 
 pytestmark = pytest.mark.broker
 
-PHONE = {"width": 390, "height": 844}
 LONG_TEXT = (
     "Thông báo của thôn. Mời bà con đến nhà văn hóa thôn dự họp tổng kết cuối năm, "
     "bàn việc làm đường liên xóm và kế hoạch sản xuất vụ đông xuân. Đề nghị mỗi hộ cử "
@@ -39,50 +38,20 @@ def web(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[We
     h.stop()
 
 
-class Phone:
-    """A phone (its own cookies) in Vietnamese, every console error collected."""
+class Phone(BasePhone):
+    """A phone in Vietnamese and the village's time zone; warnings count as errors too."""
 
     def __init__(self, browser: Any, web: WebHub, **options: Any) -> None:
-        self.web = web
-        self.context = browser.new_context(
-            viewport=PHONE,
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
+        super().__init__(
+            browser,
+            web,
+            prefix="staff-",
+            timeout_ms=8000,
+            warnings=True,
             locale="vi-VN",
             timezone_id="Asia/Ho_Chi_Minh",
             **options,
         )
-        self.context.set_default_timeout(8000)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on(
-            "console",
-            lambda m: (
-                self.errors.append(f"console {m.type}: {m.text}")
-                if m.type in ("error", "warning")
-                else None
-            ),
-        )
-        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-
-    def go(self, path: str) -> Any:
-        return self.page.goto(self.web.url + path)
-
-    def sign_in(self, name: str, role: str) -> None:
-        self.web.user(name, role)
-        self.go("/app/login")
-        self.page.fill("#username", name)
-        self.page.fill("#password", PASSWORD)
-        self.page.click("form.form button[type=submit]")
-        self.page.wait_for_url(re.compile(r"/app/$"))
-
-    def shot(self, artifacts: Path, name: str) -> None:
-        self.page.screenshot(path=str(artifacts / f"staff-{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.context.close()
-        assert self.errors == [], self.errors
 
 
 @pytest.fixture

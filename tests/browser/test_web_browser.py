@@ -12,54 +12,11 @@ from typing import Any
 import pytest
 
 from tests.broker import Broker
-from tests.hubtest import PASSWORD, wait_for
+from tests.browser.phone import Phone
+from tests.hubtest import wait_for
 from tests.integration.web_fixture import WebHub, publish_many, status_of
 
 pytestmark = pytest.mark.broker
-
-PHONE = {"width": 390, "height": 844}
-
-
-class Phone:
-    """One browser context (a phone, its cookies) with every console error collected."""
-
-    def __init__(self, browser: Any, web: WebHub) -> None:
-        self.web = web
-        self.context = browser.new_context(
-            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
-        )
-        self.context.set_default_timeout(5000)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.allowed: list[str] = []
-        self.page.on(
-            "console",
-            lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None,
-        )
-        self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
-
-    def go(self, path: str) -> Any:
-        return self.page.goto(self.web.url + path)
-
-    def sign_in(self, name: str, role: str) -> None:
-        self.web.user(name, role)
-        self.go("/app/login")
-        self.page.fill("#username", name)
-        self.page.fill("#password", PASSWORD)
-        self.page.click("form.form button[type=submit]")
-        self.page.wait_for_url(re.compile(r"/app/$"))
-
-    def shot(self, artifacts: Path, name: str) -> None:
-        self.page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
-
-    def allow(self, text: str) -> None:
-        """An error the test causes on purpose (Chromium logs a 4xx page load)."""
-        self.allowed.append(text)
-
-    def close(self) -> None:
-        self.context.close()
-        unexpected = [e for e in self.errors if not any(a in e for a in self.allowed)]
-        assert unexpected == [], unexpected
 
 
 @pytest.fixture
