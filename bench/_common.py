@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
@@ -298,3 +299,23 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 if __name__ == "__main__":  # `make bench` runs every bench/*.py: nothing to measure here
     sys.exit(0)
+
+
+def inprocess_settings(work: Path, port: int, site: str = "bench", **env: str) -> Any:
+    """Settings for a hub built in the bench's own process: its broker, its folder, no
+    quiet hours, no daily cap, no clock-sync gate (a bench runs at any hour, anywhere)."""
+    from hub.settings import load_settings
+
+    return load_settings(
+        None,
+        env={
+            "LANGSO_SITE": site,
+            "LANGSO_DATA_DIR": str(work / "hub"),
+            "LANGSO_MQTT__PORT": str(port),
+            "LANGSO_ANNOUNCEMENTS__QUIET_HOURS": "",
+            "LANGSO_ANNOUNCEMENTS__DAILY_CAP": "100000",
+            "LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC": "false",
+            "LANGSO_LOG_LEVEL": "WARNING",
+            **env,
+        },
+    )

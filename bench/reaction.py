@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
-from bench._common import Deadline, Mosquitto, log, percentile
+from bench._common import Deadline, Mosquitto, inprocess_settings, log, percentile
 
 RULES = """
 [[rules]]
@@ -65,7 +65,6 @@ def main() -> int:
     from audio.sinks.file import FileSink
     from hub.app import build_hub
     from hub.clock import SystemClock
-    from hub.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="langso-reaction-") as tmp:
         work = Path(tmp)
@@ -74,18 +73,11 @@ def main() -> int:
         broker.start()
         try:
             site = "bench"
-            settings = load_settings(
-                None,
-                env={
-                    "LANGSO_SITE": site,
-                    "LANGSO_DATA_DIR": str(work / "hub"),
-                    "LANGSO_MQTT__PORT": str(broker.port),
-                    "LANGSO_RULES_FILE": str(work / "rules.toml"),
-                    "LANGSO_ANNOUNCEMENTS__QUIET_HOURS": "",
-                    "LANGSO_ANNOUNCEMENTS__DAILY_CAP": "100000",
-                    "LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC": "false",
-                    "LANGSO_LOG_LEVEL": "WARNING",
-                },
+            settings = inprocess_settings(
+                work,
+                broker.port,
+                site,
+                LANGSO_RULES_FILE=str(work / "rules.toml"),
             )
             clock = SystemClock()
             sink = FileSink(work / "out", speed=50, clock=clock.now)

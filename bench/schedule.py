@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 
-from bench._common import Deadline, Mosquitto, log, percentile
+from bench._common import Deadline, Mosquitto, inprocess_settings, log, percentile
 
 
 def publisher(port: int, site: str, rate: int, seconds: float) -> None:
@@ -59,7 +59,6 @@ def main() -> int:
     args = ap.parse_args()
     deadline = Deadline(600)
     from hub.app import build_hub
-    from hub.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="langso-bench-") as tmp:
         work = Path(tmp)
@@ -67,21 +66,14 @@ def main() -> int:
         broker.start()
         try:
             site = "bench"
-            settings = load_settings(
-                None,
-                env={
-                    "LANGSO_SITE": site,
-                    "LANGSO_DATA_DIR": str(work / "hub"),
-                    "LANGSO_MQTT__PORT": str(broker.port),
-                    "LANGSO_AUDIO__SINK": "file",
-                    "LANGSO_AUDIO__CHIME": "none",
-                    "LANGSO_GPIO__LEAD_IN_S": "0.3",
-                    "LANGSO_GPIO__TAIL_S": "0",
-                    "LANGSO_ANNOUNCEMENTS__QUIET_HOURS": "",
-                    "LANGSO_ANNOUNCEMENTS__DAILY_CAP": "100000",
-                    "LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC": "false",
-                    "LANGSO_LOG_LEVEL": "WARNING",
-                },
+            settings = inprocess_settings(
+                work,
+                broker.port,
+                site,
+                LANGSO_AUDIO__SINK="file",
+                LANGSO_AUDIO__CHIME="none",
+                LANGSO_GPIO__LEAD_IN_S="0.3",
+                LANGSO_GPIO__TAIL_S="0",
             )
             hub = build_hub(settings)
             hub.start()
