@@ -352,6 +352,8 @@ class RulesEngine:
         self._device = device
         self._status_of = status_of
         self.rules: dict[str, Rule] = {}
+        # Enabled rules by trigger type, built at reload: observe() runs per message.
+        self._by_type: dict[type, list[Rule]] = {}
         self._state: dict[tuple[str, str], _Incident] = {}
         self._next_schedule: dict[str, datetime | None] = {}
         self.firings = 0
@@ -385,6 +387,10 @@ class RulesEngine:
                 continue
             rules[r.id] = r
         self.rules = rules
+        self._by_type = {}
+        for r in rules.values():
+            if r.enabled:
+                self._by_type.setdefault(type(r.trigger), []).append(r)
         now = self.clock.now()
         for r in rules.values():
             if isinstance(r.trigger, ScheduleTrigger) and r.id not in self._next_schedule:
@@ -475,7 +481,7 @@ class RulesEngine:
                 )
 
     def _of_type(self, kind: type) -> list[Rule]:
-        return [r for r in self.rules.values() if r.enabled and isinstance(r.trigger, kind)]
+        return self._by_type.get(kind, [])
 
     def _matches(self, rule: Rule, device_id: str | None, now: float) -> bool:
         c = rule.conditions
