@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,8 +195,8 @@ def build_hub(
     def publish(topic: str, payload: bytes, retain: bool) -> None:
         holder["mqtt"].publish(topic, payload, qos=1, retain=retain)
 
-    def ack(mid: int, qos: int) -> None:
-        holder["mqtt"].ack(mid, qos)
+    def ack(mids: Sequence[int]) -> None:
+        holder["mqtt"].ack_many(mids)
 
     ingest = Ingest(settings, store, router, monitor, clock, ack=ack, publish=publish)
 
@@ -211,7 +211,7 @@ def build_hub(
     link = MqttLink(
         settings,
         filters=router.filters,
-        on_message=ingest.submit,
+        on_messages=ingest.submit,
         now=lambda: clock.now().timestamp(),
         filters_known=filters_known,
         on_state=lambda up: ha.connected([_info(d) for d in ingest.devices()]) if up else None,

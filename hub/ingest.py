@@ -18,8 +18,9 @@ import hashlib
 import json
 import logging
 import threading
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,9 +43,10 @@ from hub.store import Store
 
 log = logging.getLogger(__name__)
 
-#: How many recent (packet id, digest) pairs are remembered to spot re-deliveries.
-#: Packet ids wrap at 65,535, so a window below that never confuses two messages.
-DEDUPE_WINDOW = 60_000
+#: Packet ids are 1..65,535: the digest of the last message committed under each id is
+#: what a re-delivery (DUP, same id) is compared with. The broker gives an id to a new
+#: message only once the previous one under it was acknowledged, i.e. committed.
+PACKET_IDS = 65_536
 
 # One encoder for every row: json.dumps(..., separators=...) builds a new JSONEncoder per call.
 #: A device's row (last_seen, latest metrics) is rewritten at most this often while it
@@ -85,12 +87,6 @@ class IngestStats:
 Devicelike = Reading | Availability | ButtonPress | AnnounceCommand
 
 
-def _dedupe_key(mid: int, d: bytes) -> int:
-    # One int per remembered message, the packet id above the 64-bit digest: about 100 B
-    # of RSS each instead of about 215 B for a (mid, bytes) tuple; 60,000 are kept.
-    return mid << 64 | int.from_bytes(d, "big")
-
-
 def digest(topic: str, payload: bytes) -> bytes:
     return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=8).digest()
 
@@ -121,7 +117,7 @@ class Ingest:
         monitor: Monitor,
         clock: Clock,
         *,
-        ack: Callable[[int, int], None],
+        ack: Callable[[Sequence[int]], None],
         publish: Callable[[str, bytes, bool], None],
     ) -> None:
         self.settings = settings
@@ -141,9 +137,10 @@ class Ingest:
         self._queue_max = settings.ingest.queue_max
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self.conn = store.new_connection()
-        self._recent: set[int] = set()
-        self._recent_order: deque[int] = deque()
+        self.conn = store.writer_connection()
+        # Packet id -> 64-bit digest of the last message committed under it (0: none).
+        # 512 KiB, where a set of recent (id, digest) pairs took about 6 MB.
+        self._last_digest = array("Q", bytes(8 * PACKET_IDS))
         self._devices: dict[str, DeviceRow] = {}
         self._dirty: dict[str, DeviceRow] = {}  # changed in memory, row not yet written
         self._load()
@@ -174,14 +171,18 @@ class Ingest:
                 row["last_seen"],
                 [(a["id"], a["rule"], a["raised_at"]) for a in alerts],
             )
-        recent = self.conn.execute(
-            "SELECT mid, digest FROM (SELECT id, mid, digest FROM events WHERE mid IS NOT NULL "
-            "ORDER BY id DESC LIMIT ?) UNION ALL SELECT mid, digest FROM (SELECT id, mid, digest "
-            "FROM dead_letters WHERE mid IS NOT NULL ORDER BY id DESC LIMIT ?)",
-            (DEDUPE_WINDOW, DEDUPE_WINDOW),
-        ).fetchall()
-        for r in reversed(recent):
-            self._remember(_dedupe_key(r["mid"], r["digest"]))
+        # The newest rows of both tables, oldest first: the last one under an id wins.
+        last = self._last_digest
+        for r in self.conn.execute(
+            "SELECT mid, digest FROM (SELECT received_at, id, mid, digest FROM (SELECT"
+            " received_at, id, mid, digest FROM events WHERE mid IS NOT NULL ORDER BY id DESC"
+            " LIMIT ?) UNION ALL SELECT received_at, id, mid, digest FROM (SELECT received_at,"
+            " id, mid, digest FROM dead_letters WHERE mid IS NOT NULL ORDER BY id DESC LIMIT ?))"
+            " ORDER BY received_at, id",
+            (PACKET_IDS, PACKET_IDS),
+        ):
+            if 0 < r["mid"] < PACKET_IDS and r["digest"]:
+                last[r["mid"]] = int.from_bytes(r["digest"], "big")
 
     def start(self) -> None:
         self.stats.last_progress = self.clock.monotonic()
@@ -211,10 +212,10 @@ class Ingest:
         return len(self._inbox)
 
     # -- paho network thread -----------------------------------------------------------
-    def submit(self, msg: InboundMessage) -> None:
+    def submit(self, msgs: list[InboundMessage]) -> None:
         # Blocks paho's thread when the writer is far behind: back-pressure reaches the
         # broker (it stops sending past its in-flight limit) instead of memory growing.
-        self._inbox.append(msg)
+        self._inbox.extend(msgs)
         if not self._wake.is_set():
             self._wake.set()
         # Back-pressure: paho's thread stops reading, TCP stops the broker. (Mosquitto
@@ -315,12 +316,6 @@ class Ingest:
                     return
                 delay = min(delay * 2, 5.0)
 
-    def _remember(self, key: int) -> None:
-        self._recent.add(key)
-        self._recent_order.append(key)
-        if len(self._recent_order) > DEDUPE_WINDOW:
-            self._recent.discard(self._recent_order.popleft())
-
     def _process(self, batch: list[InboundMessage]) -> None:
         st = self.stats
         cap = self.settings.ingest.max_payload_bytes
@@ -330,16 +325,17 @@ class Ingest:
         stored: list[Stored] = []
         touched: dict[str, DeviceRow] = {}
         changes: list[Change] = []
-        seen_now: list[int] = []
+        last = self._last_digest
+        seen_now: dict[int, int] = {}  # packet id -> digest, remembered once committed
         for m in batch:
             st.received += 1
             d = digest(m.topic, m.payload)
-            key = _dedupe_key(m.mid, d)
-            if m.qos > 0 and m.dup and (key in self._recent or key in seen_now):
-                st.duplicates += 1
-                continue
             if m.qos > 0:
-                seen_now.append(key)
+                key = int.from_bytes(d, "big")
+                if m.dup and (last[m.mid] == key or seen_now.get(m.mid) == key):
+                    st.duplicates += 1
+                    continue
+                seen_now[m.mid] = key
             try:
                 if len(m.payload) > cap:
                     raise DecodeError(f"payload too large: {len(m.payload)} bytes > {cap}")
@@ -401,10 +397,9 @@ class Ingest:
             else:
                 self._dirty[dev.id] = dev
         # Committed: now, and only now, the broker may forget these messages.
-        for key in seen_now:
-            self._remember(key)
-        for m in batch:
-            self._ack(m.mid, m.qos)
+        for mid, key in seen_now.items():
+            last[mid] = key
+        self._ack([m.mid for m in batch if m.qos > 0])
         st.stored += len(event_rows)
         st.dead_letters += len(dead_rows)
         st.batches += 1
