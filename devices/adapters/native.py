@@ -96,13 +96,15 @@ class NativeAdapter:
         info: dict[str, object] = {}
         if kind == "ap":
             for key, value in obj.items():
-                if key == "ts":
+                if key in AP_NUMBERS:
+                    metrics[key] = u.number(value, key)
+                elif key == "ts":
                     ts = None if value is None else u.timestamp(value)
                 elif key in AP_STRINGS:
                     if not isinstance(value, str):
                         raise DecodeError(f"field '{key}' is not a string")
                     info[key] = value
-                elif key in AP_NUMBERS or not isinstance(value, str):
+                elif not isinstance(value, str):
                     # Unknown numeric fields are kept (newer AP firmware) and unknown
                     # strings shown; a bool, null or nested value is outside the contract.
                     metrics[key] = u.number(value, key)
