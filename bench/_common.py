@@ -149,7 +149,7 @@ def mosquitto_conf(
     else:  # no template: the dev broker's essentials
         kept = [
             "autosave_interval 60",
-            "max_inflight_messages 1000",
+            "max_inflight_messages 5000",
             "log_type error",
             "log_type warning",
         ]

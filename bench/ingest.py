@@ -26,7 +26,7 @@ then measure the publisher. ``publisher_rate`` is the slowest of the three phase
 rates (messages / first publish → last PUBACK).
 
 Each phase gets a fresh broker with a config derived from ``config/mosquitto-dev.conf``
-(persistence in a temporary directory, autosave 60 s, ``max_inflight_messages 1000``;
+(persistence in a temporary directory, autosave 60 s, its ``max_inflight_messages``;
 ``max_queued_messages`` = max(300,000, 2·n) so nothing is dropped while the consumer lags).
 A retained *probe* message (``seq`` -1) is published before the consumer connects: the
 consumer gets it the moment its subscription is active, which tells the bench it is
@@ -958,7 +958,6 @@ def wait_progress(
 
 def broker_overrides(n: int) -> dict[str, str]:
     return {
-        "max_inflight_messages": "1000",
         "max_queued_messages": str(max(300_000, 2 * n)),
         "max_queued_bytes": str(max(134_217_728, 2 * n * 512)),
     }

@@ -218,8 +218,8 @@ class Ingest:
         self._inbox.extend(msgs)
         if not self._wake.is_set():
             self._wake.set()
-        # Back-pressure: paho's thread stops reading, TCP stops the broker. (Mosquitto
-        # 2.0.11 does not hold QoS 1 deliveries at max_inflight_messages: this is the cap.)
+        # Back-pressure: paho's thread stops reading, TCP stops the broker (which also
+        # stops by itself at its max_inflight_messages unacknowledged messages).
         while len(self._inbox) > self._queue_max and not self._stopping.is_set():
             self._space.clear()
             if len(self._inbox) > self._queue_max:

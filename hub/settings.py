@@ -85,7 +85,7 @@ class IngestSettings(_Model):
         2_000,
         ge=100,
         description="Messages held in memory between MQTT and the writer (then TCP "
-        "back-pressure: Mosquitto 2.0.11 does not stop at max_inflight_messages).",
+        "back-pressure holds the broker back).",
     )
 
 

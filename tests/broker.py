@@ -47,7 +47,7 @@ class Broker:
             f"persistence {'true' if persistence else 'false'}\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"
-            "max_inflight_messages 1000\n"
+            "max_inflight_messages 5000\n"
             "max_queued_messages 300000\n"
             # Started as root (CI), Mosquitto would switch to the user `mosquitto`, who may
             # not write this test's folder: its persistence file would silently be lost.

@@ -31,7 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.app import build_router
 from hub.cli import build_parser, cmd_run
-from hub.settings import Settings
+from hub.settings import IngestSettings, Settings
 from tests.broker import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,7 +257,10 @@ def test_mosquitto_conf_limits() -> None:
     conf = dict(directives(MOSQ / "langso.conf"))
     assert conf["allow_anonymous"] == "false"
     assert conf["per_listener_settings"] == "false"
-    assert int(conf["max_inflight_messages"]) >= 1000
+    # The next batch is on its way while the hub commits one (else the writer idles).
+    ingest = IngestSettings()
+    for c in (conf, dict(directives(ROOT / "config" / "mosquitto-dev.conf"))):
+        assert int(c["max_inflight_messages"]) >= ingest.batch_size + ingest.queue_max
     assert int(conf["max_queued_messages"]) >= 180_000
     # Room for the 180,000 messages of an hour away at a few hundred bytes each.
     assert int(conf["max_queued_bytes"]) >= 180_000 * 300
