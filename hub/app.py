@@ -63,6 +63,7 @@ class Hub:
     notifier: Notifier
     rules: RulesEngine
     outputs: SwitchedOutputs | None
+    discovery: HomeAssistantMirror
     _timer_stop: threading.Event = field(default_factory=threading.Event)
     _timer: threading.Thread | None = None
     started: bool = False
@@ -106,6 +107,7 @@ class Hub:
         while not self._timer_stop.wait(h):
             self.ingest.call(self.ingest.tick)
             self.ingest.call(self.rules.tick)
+            self.ingest.call(lambda: _discard(self.discovery.drain()))
             if self.clock.monotonic() >= next_sweep:
                 next_sweep = self.clock.monotonic() + sweep_every
                 self.ingest.call(self.retention.sweep)
@@ -326,6 +328,7 @@ def build_hub(
         for c in changes:
             if isinstance(c, StatusChange):
                 ha.health(c.device_id, c.status)
+        ha.drain()
         rules.observe(stored, changes)
 
     ingest.listeners.append(on_ingest)
@@ -352,4 +355,5 @@ def build_hub(
         notifier=notifier,
         rules=rules,
         outputs=outputs,
+        discovery=ha,
     )

@@ -3,19 +3,29 @@ starts, and gone once removed."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.discovery import DeviceInfo, Message, device_configs, device_removals, hub_configs
+from hub.discovery import (
+    DeviceInfo,
+    Message,
+    config_topic,
+    device_configs,
+    device_removals,
+    hub_configs,
+    node_id,
+)
 from tests.broker import Broker
-from tests.hubtest import wait_for
+from tests.hubtest import InProcessHub, hub_settings, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -115,3 +125,48 @@ def test_configs_are_retained_and_removals_clear_them(broker: Broker) -> None:
         # Only the hub's own entities remain.
         assert later.retained == {m.topic: m.payload for m in hub_configs(site, version="0.1.0")}
     publish_all(broker, [Message(m.topic, "") for m in hub_configs(site)])
+
+
+def test_the_hub_announces_every_device_it_hears(broker: Broker, tmp_path: Path) -> None:
+    # The timer drains what the batches left queued: every 0.1 s here, not 5 s.
+    settings = hub_settings(
+        broker, tmp_path / "hub", LANGSO_SITE="ha-announce", LANGSO_HEALTH__CHECK_INTERVAL_S="0.1"
+    )
+    h = InProcessHub(settings)
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{uuid.uuid4().hex[:8]}")
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    try:
+        site = h.settings.site
+        n = 100  # 100 x 3 configs: more than one burst
+        for i in range(n):
+            body = json.dumps({"clients": i, "signal_dbm": -60})
+            pub.publish(f"village/{site}/ap/ap-{i:02d}/state", body, qos=1)
+        expected = {
+            config_topic(component, site, f"ap-{i:02d}_{entity}"): i
+            for i in range(n)
+            for component, entity in (
+                ("sensor", "clients"),
+                ("sensor", "signal_dbm"),
+                ("binary_sensor", "connectivity"),
+            )
+        }
+
+        def complete() -> dict[str, str] | None:
+            with snapshot(broker, node_id(site)) as ha:
+                return ha.retained if expected.keys() <= ha.retained.keys() else None
+
+        retained = wait_for(complete, 10, "every device's configs retained")
+        for topic, i in expected.items():
+            if "/sensor/" in topic:
+                state = json.loads(retained[topic])["state_topic"]
+                assert state == f"village/{site}/ap/ap-{i:02d}/state"
+        # A reconnect queues every device again; with no traffic, the hub's timer drains it.
+        mirror = h.hub.discovery
+        again = [DeviceInfo(f"ap-{i:02d}", "ap", metrics=("clients",)) for i in range(n)]
+        h.hub.ingest.call_wait(lambda: mirror.connected(again))
+        wait_for(lambda: mirror.pending == 0, 10, "the timer to drain the queue")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        h.stop()

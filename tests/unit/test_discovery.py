@@ -30,6 +30,7 @@ import pytest
 
 from hub.discovery import (
     DeviceInfo,
+    HomeAssistantMirror,
     Message,
     config_topic,
     device_configs,
@@ -482,3 +483,47 @@ def test_object_ids_are_slugs() -> None:
     assert re.fullmatch(r"[a-zA-Z0-9_-]+", slug("a.b c/ö"))
     assert slug("a.b") != slug("a_b")  # the hash keeps them apart
     assert DISCOVERY_TOPIC.match(config_topic("sensor", SITE, "x.y/z+#"))
+
+
+# -- the mirror's queue ----------------------------------------------------------------------
+def test_the_mirror_publishes_configs_in_bounded_bursts() -> None:
+    sent: list[str] = []
+    mirror = HomeAssistantMirror(SITE, lambda topic, payload, retain: sent.append(topic))
+    devices = [
+        DeviceInfo(f"ap-{i:03d}", "ap", metrics=("clients", "cpu_pct", "signal_dbm"))
+        for i in range(100)
+    ]
+    for d in devices:
+        mirror.device(d)
+    assert sent == [] and mirror.pending == 100
+    per_device = len(device_configs(SITE, devices[0]))
+    assert mirror.drain(50) == len(sent) < 50 + per_device
+    while mirror.drain():
+        assert len(sent) <= len(set(sent))  # never a config twice
+    assert mirror.pending == 0
+    assert sorted(sent) == sorted(m.topic for d in devices for m in device_configs(SITE, d))
+    # A known device with known metrics waits for nothing; a new metric queues it again.
+    sent.clear()
+    mirror.device(devices[0])
+    assert mirror.pending == 0
+    mirror.device(DeviceInfo("ap-000", "ap", metrics=("clients", "temp_c")))
+    assert mirror.pending == 1
+    mirror.drain()
+    assert config_topic("sensor", SITE, "ap-000_temp_c") in sent
+
+
+def test_a_reconnect_publishes_the_hubs_configs_at_once_and_queues_every_device() -> None:
+    sent: list[str] = []
+    mirror = HomeAssistantMirror(SITE, lambda topic, payload, retain: sent.append(topic))
+    devices = [DeviceInfo(f"s-{i}", "sensor", metrics=("water_level_cm",)) for i in range(300)]
+    for d in devices:
+        mirror.device(d)
+    while mirror.drain():
+        pass
+    sent.clear()
+    mirror.connected(devices)
+    assert sent == [m.topic for m in hub_configs(SITE)]
+    assert mirror.pending == 300
+    while mirror.drain():
+        pass
+    assert len(sent) == len(hub_configs(SITE)) + 300 * 2
