@@ -28,7 +28,6 @@ import json
 import logging
 import random as _random
 import re
-import smtplib
 import ssl
 import threading
 import urllib.error
@@ -50,7 +49,10 @@ from hub import __version__
 from hub.clock import Clock, SystemClock, utc_iso
 from hub.errors import HubError
 
-if TYPE_CHECKING:  # hub.monitor imports hub.settings, which imports this module
+if TYPE_CHECKING:
+    import smtplib
+
+    # hub.monitor imports hub.settings, which imports this module
     from hub.monitor import AlertChange
 
 log = logging.getLogger(__name__)
@@ -471,6 +473,8 @@ def _send_telegram(n: Notification, ch: TelegramChannel, tz: tzinfo) -> None:
 def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
     """smtplib encodes credentials as ASCII, so a Vietnamese password fails before it is
     sent. AUTH PLAIN is UTF-8 (RFC 4616): send it ourselves when needed."""
+    import smtplib
+
     if (user + password).isascii():
         smtp.login(user, password)
         return
@@ -484,6 +488,10 @@ def _login(smtp: smtplib.SMTP, user: str, password: str) -> None:
 
 
 def _send_email(n: Notification, ch: EmailChannel, tz: tzinfo) -> None:
+    # smtplib is imported at the first mail sent, not at start-up (this module comes with
+    # the settings): a hub without an e-mail channel never needs it (about 0.1 MB).
+    import smtplib
+
     msg = build_email(n, ch, tz)
     context = ssl.create_default_context()
     try:

@@ -9,27 +9,34 @@ import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from typing import Literal
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING, Literal
 
 from hub.errors import AuthError
 from hub.store import Store
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 Role = Literal["admin", "head", "technician"]
 ROLES: tuple[Role, ...] = ("admin", "head", "technician")
 
-# Argon2id at OWASP's minimum (19 MiB, 2 passes): memory-hard, yet a sign-in stays under a
-# second and inside the RAM of a Pi Zero 2 W running Mosquitto beside the hub.
-_hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    """Argon2id at OWASP's minimum (19 MiB, 2 passes): memory-hard, yet a sign-in stays under
+    a second and inside the RAM of a Pi Zero 2 W running Mosquitto beside the hub.
+    argon2 is imported at the first password hashed or checked, not at start-up: its
+    binding takes about 0.5 MB of resident memory that a hub without sign-ins never uses."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 
 
 @functools.cache
 def _dummy_hash() -> str:
     """Spent on unknown user names too, so response time does not tell which names exist.
     Made at the first sign-in, not at import: Argon2 takes 19 MiB while it hashes."""
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return _hasher().hash(secrets.token_urlsafe(16))
 
 
 MIN_PASSWORD = 10
@@ -69,7 +76,7 @@ class Users:
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         check_password_strength(password, username)
-        pw_hash = _hasher.hash(password)
+        pw_hash = _hasher().hash(password)
         with self.store.transaction() as conn:
             try:
                 cur = conn.execute(
@@ -92,16 +99,18 @@ class Users:
         return int(row[0]) if row else 0
 
     def authenticate(self, username: str, password: str) -> User:
+        from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
         row = self.store.one(
             "SELECT id, username, role, password_hash, disabled FROM users WHERE username=?",
             (username,),
         )
         if row is None:
             with contextlib.suppress(VerificationError):
-                _hasher.verify(_dummy_hash(), password)
+                _hasher().verify(_dummy_hash(), password)
             raise AuthError("wrong user name or password")
         try:
-            _hasher.verify(row["password_hash"], password)
+            _hasher().verify(row["password_hash"], password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise AuthError("wrong user name or password") from None
         if row["disabled"]:
@@ -169,7 +178,7 @@ class Users:
         if row is None:
             raise KeyError(user_id)
         check_password_strength(password, row["username"])
-        pw_hash = _hasher.hash(password)
+        pw_hash = _hasher().hash(password)
         with self.store.transaction() as conn:
             conn.execute(
                 "UPDATE users SET password_hash=?, updated_at=? WHERE id=?", (pw_hash, now, user_id)

@@ -2,84 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from hub.api.deps import HubDep, oauth2
 from hub.app import Hub
 from hub.errors import AuthError
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 router = APIRouter(tags=["metrics"])
 
 LOCAL = {"127.0.0.1", "::1"}
 
 
-class HubCollector(Collector):
-    """Reads the hub's own counters at scrape time: nothing is counted twice."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    def collect(self) -> Iterator[Metric]:
-        st = self.hub.ingest.stats
-        msgs = CounterMetricFamily(
-            "langso_mqtt_messages", "MQTT messages by outcome", labels=["outcome"]
-        )
-        for outcome, value in (
-            ("received", st.received),
-            ("stored", st.stored),
-            ("duplicate", st.duplicates),
-            ("ignored", st.ignored),
-            ("dead_letter", st.dead_letters),
-        ):
-            msgs.add_metric([outcome], value)
-        yield msgs
-        dead = CounterMetricFamily(
-            "langso_dead_letters", "Dead letters by reason", labels=["reason"]
-        )
-        for reason, value in sorted(st.dead_by_reason.items()):
-            dead.add_metric([reason], value)
-        yield dead
-        yield CounterMetricFamily(
-            "langso_internal_errors", "Exceptions caught while handling", value=st.internal_errors
-        )
-        yield CounterMetricFamily(
-            "langso_commit_failures", "Failed database commits", value=st.commit_failures
-        )
-        yield CounterMetricFamily("langso_ingest_batches", "Committed batches", value=st.batches)
-        yield GaugeMetricFamily(
-            "langso_ingest_pending",
-            "Messages waiting for the writer",
-            value=self.hub.ingest.pending,
-        )
-        yield GaugeMetricFamily(
-            "langso_mqtt_connected",
-            "1 when connected to the broker",
-            value=1 if self.hub.mqtt.connected else 0,
-        )
-        devices = GaugeMetricFamily("langso_devices", "Devices by status", labels=["status"])
-        counts = {"online": 0, "degraded": 0, "offline": 0, "unknown": 0}
-        for row in self.hub.store.query("SELECT status, count(*) AS n FROM devices GROUP BY 1"):
-            counts[row["status"]] = row["n"]
-        for status, n in counts.items():
-            devices.add_metric([status], n)
-        yield devices
-        open_alerts = self.hub.store.one("SELECT count(*) FROM alerts WHERE state='raised'")
-        yield GaugeMetricFamily(
-            "langso_alerts_open", "Open alerts", value=open_alerts[0] if open_alerts else 0
-        )
-
-
 def _registry(request: Request, hub: Hub) -> CollectorRegistry:
     reg: CollectorRegistry | None = getattr(request.app.state, "registry", None)
     if reg is None:
-        reg = CollectorRegistry(auto_describe=False)
-        reg.register(HubCollector(hub))
+        # prometheus_client is imported at the first scrape (see hub.api.prometheus).
+        from hub.api.prometheus import new_registry
+
+        reg = new_registry(hub)
         request.app.state.registry = reg
     return reg
 
@@ -98,6 +43,8 @@ def metrics(
             raise HTTPException(401, str(e)) from None
         if not user.has("technician"):
             raise HTTPException(403, "needs the role technician")
+    from prometheus_client import generate_latest
+
     return Response(
         generate_latest(_registry(request, hub)),
         media_type="text/plain; version=0.0.4; charset=utf-8",

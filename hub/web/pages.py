@@ -9,17 +9,16 @@ Argon2 hashing, SQLite writes — in the thread pool.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from devices.events import DEVICE_KINDS
@@ -50,16 +49,43 @@ from hub.web.session import (
     set_session,
 )
 
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
+    from jinja2 import Environment
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 
-env = Environment(
-    loader=FileSystemLoader(HERE / "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-templates = Jinja2Templates(env=env)
+_templates: Jinja2Templates | None = None
+_templates_lock = threading.Lock()
+
+
+def templates() -> Jinja2Templates:
+    """The page templates, made at the first page rendered, not at start-up: Jinja2 takes
+    over 1 MB of resident memory, which a hub nobody opens a page of does not need. Made
+    once, under a lock: the first pages may be rendered by several worker threads at once."""
+    global _templates
+    if _templates is None:
+        with _templates_lock:
+            if _templates is None:
+                from fastapi.templating import Jinja2Templates
+                from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+                env = Environment(
+                    loader=FileSystemLoader(HERE / "templates"),
+                    autoescape=select_autoescape(default=True, default_for_string=True),
+                    trim_blocks=True,
+                    lstrip_blocks=True,
+                )
+                _templates = Jinja2Templates(env=env)
+    return _templates
+
+
+def template_env() -> Environment:
+    """The Jinja2 environment of :func:`templates`, for a fragment rendered on its own."""
+    return templates().env
+
+
 router = APIRouter(include_in_schema=False)
 
 #: Strings the page's script needs (live badges, alerts, relative times).
@@ -159,7 +185,7 @@ def render(
         "page_data": page_data,
         **context,
     }
-    response = templates.TemplateResponse(request, name, ctx, status_code=status)
+    response = templates().TemplateResponse(request, name, ctx, status_code=status)
     if request.query_params.get("lang") in LANGS:
         response.set_cookie(
             LANG_COOKIE, t.lang, max_age=365 * 86_400, samesite="lax", path="/", httponly=True

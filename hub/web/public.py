@@ -19,17 +19,15 @@ import json
 import math
 import re
 import secrets
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
-import segno
 from dateutil.rrule import YEARLY, rrule, weekday
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -54,7 +52,7 @@ from hub.api.feedback import (
 )
 from hub.app import Hub
 from hub.web.i18n import Translator
-from hub.web.pages import env, error_page, hub_of, read_form, render, translator
+from hub.web.pages import error_page, hub_of, read_form, render, template_env, translator
 from hub.web.session import (
     CsrfFailed,
     LoginRequired,
@@ -63,6 +61,9 @@ from hub.web.session import (
     require_page,
     session_of,
 )
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 router = APIRouter(include_in_schema=False)
 
@@ -418,7 +419,11 @@ def _phrase(t: Translator, p: Mapping[str, str], start: datetime) -> str | None:
 # -- QR codes -----------------------------------------------------------------------------
 @lru_cache(maxsize=256)
 def qr_svg(url: str, title: str) -> Markup:
-    """The URL as a QR code, an inline SVG (no script, no style: fine under the CSP)."""
+    """The URL as a QR code, an inline SVG (no script, no style: fine under the CSP).
+    segno is imported at the first QR code drawn, not at start-up (with the xml.sax it
+    needs: about 0.6 MB of resident memory)."""
+    import segno
+
     return Markup(segno.make(url, **QR_MAKE).svg_inline(title=title, **QR_SVG))
 
 
@@ -497,7 +502,8 @@ def _fragment(
     anything they show) changed: a page view is then a few small queries and the frame."""
     t = Translator(lang)
     tz = ZoneInfo(zone)
-    html = env.get_template("public_lists.html").render(
+    template = template_env().get_template("public_lists.html")
+    html = template.render(
         _=t,
         t=t,
         lang=lang,
@@ -571,6 +577,8 @@ def _rfc3339(ts: float) -> str:
 
 
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    import xml.etree.ElementTree as ET
+
     e = ET.SubElement(parent, tag, attrs)
     if text is not None:
         e.text = _NOT_XML.sub("", text)
@@ -578,6 +586,9 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> 
 
 
 def atom_feed(items: Iterable[Shown], *, base: str, site: str, t: Translator, now: float) -> bytes:
+    # ElementTree is imported at the first feed asked for, not at start-up (about 0.4 MB).
+    import xml.etree.ElementTree as ET
+
     items = list(items)
     # Atom is the default namespace, declared once (ElementTree's default_namespace
     # option refuses the unqualified attributes Atom uses: rel, href, type…).
