@@ -209,7 +209,12 @@ def build_hub(
             store.set_meta("mqtt_filters", digest)
         return known
 
-    ha = HomeAssistantMirror(settings.site, publish, version=__version__)
+    ha = HomeAssistantMirror(
+        settings.site,
+        publish,
+        version=__version__,
+        backlog=lambda: holder["mqtt"].unacknowledged(),
+    )
     link = MqttLink(
         settings,
         filters=router.filters,

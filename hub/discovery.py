@@ -387,9 +387,10 @@ class HomeAssistantMirror:
     Configs are not published the moment a device needs them: :meth:`device` (and
     :meth:`connected`) put the device in a queue and :meth:`drain` publishes at most
     about :attr:`burst` messages per call (after each ingest batch and on the hub's
-    timer). A village's first minute, or a reconnect, brings hundreds of devices of
-    about ten configs each: published at once, those thousands of QoS 1 messages
-    waited in paho's queue at about 2 KB of RAM each (10 MB for 500 devices).
+    timer), fewer while ``backlog()`` says earlier publishes are still unacknowledged.
+    A village's first minute, or a reconnect, brings hundreds of devices of about ten
+    configs each: published at once, those thousands of QoS 1 messages waited in
+    paho's queue at about 2 KB of RAM each (10 MB for 500 devices).
     """
 
     #: Messages published per :meth:`drain` (whole devices: it may run over by one).
@@ -401,10 +402,12 @@ class HomeAssistantMirror:
         publish: Callable[[str, bytes, bool], None],
         *,
         version: str | None = None,
+        backlog: Callable[[], int] = lambda: 0,
     ) -> None:
         self.site = site
         self._publish = publish
         self.version = version
+        self._backlog = backlog
         self._announced: dict[str, frozenset[str]] = {}
         self._pending: OrderedDict[str, DeviceInfo] = OrderedDict()
         self._lock = threading.Lock()
@@ -445,8 +448,9 @@ class HomeAssistantMirror:
         return len(self._pending)
 
     def drain(self, budget: int | None = None) -> int:
-        """Publish queued configs, about ``budget`` messages at most; how many were sent."""
-        limit = self.burst if budget is None else budget
+        """Publish queued configs, about ``budget`` messages at most (less what is still
+        unacknowledged); how many were sent."""
+        limit = (self.burst if budget is None else budget) - self._backlog()
         sent = 0
         while sent < limit:
             with self._lock:

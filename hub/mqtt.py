@@ -350,6 +350,11 @@ class MqttLink:
             for mid in mids:
                 self.client.ack(mid, 1)
 
+    def unacknowledged(self) -> int:
+        """Our QoS 1 publishes the broker has not acknowledged yet (each holds about 2 KB
+        in paho until it does); 0 when this paho does not say."""
+        return len(getattr(self.client, "_out_messages", ()))
+
     def publish(
         self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
     ) -> bool:

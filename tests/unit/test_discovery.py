@@ -527,3 +527,18 @@ def test_a_reconnect_publishes_the_hubs_configs_at_once_and_queues_every_device(
     while mirror.drain():
         pass
     assert len(sent) == len(hub_configs(SITE)) + 300 * 2
+
+
+def test_the_mirror_waits_while_earlier_publishes_are_unacknowledged() -> None:
+    sent: list[str] = []
+    backlog = [HomeAssistantMirror.burst]
+    mirror = HomeAssistantMirror(
+        SITE, lambda topic, payload, retain: sent.append(topic), backlog=lambda: backlog[0]
+    )
+    for i in range(10):
+        mirror.device(DeviceInfo(f"ap-{i}", "ap", metrics=("clients",)))
+    assert mirror.drain() == 0 and sent == [] and mirror.pending == 10
+    backlog[0] = HomeAssistantMirror.burst - 4  # room for two devices of two configs
+    assert mirror.drain() == 4 and mirror.pending == 8
+    backlog[0] = 0
+    assert mirror.drain() == 16 and mirror.pending == 0
