@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.mqtt import InboundMessage, MqttLink
-from tests.broker import Broker
+from tests.broker import Broker, free_port, wait_port
 from tests.hubtest import hub_settings, wait_for
 
 READERS = [
@@ -146,3 +147,62 @@ def test_the_burst_reader_survives_a_broker_restart(own_broker: Broker, tmp_path
         assert lk.thread_alive and lk.errors == 0
     finally:
         lk.stop()
+
+
+def make_certs(d: Path) -> None:
+    """A throw-away CA and a server certificate for 127.0.0.1 (real openssl)."""
+    d.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=30)
+
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=t")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "1", "-extfile", "san.ext",
+    )  # fmt: skip
+
+
+def test_the_burst_reader_reads_through_tls(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    tls_port = free_port()
+    broker = Broker(
+        tmp_path / "mosquitto",
+        extra=f"listener {tls_port} 127.0.0.1\ncafile {certs}/ca.crt\n"
+        f"certfile {certs}/server.crt\nkeyfile {certs}/server.key\n",
+    )
+    try:
+        wait_port(broker.host, tls_port)
+        settings = hub_settings(
+            broker,
+            tmp_path,
+            LANGSO_SITE="link-test",
+            LANGSO_MQTT__PORT=str(tls_port),
+            LANGSO_MQTT__TLS="true",
+            LANGSO_MQTT__CA_FILE=str(certs / "ca.crt"),
+        )
+        inbox = Inbox()
+        lk = MqttLink(settings, filters=["tls/#"], on_messages=inbox)
+        lk.start()
+        try:
+            wait_for(lambda: lk.connected, 10, "a TLS connection")
+            pub = publisher(broker)  # plain listener: the broker relays to the TLS one
+            try:
+                sent = [(f"tls/{i}", b"%d:" % i + b"z" * (i * 997 % 70_000)) for i in range(300)]
+                for topic, payload in sent:
+                    pub.publish(topic, payload, qos=1)
+                wait_for(lambda: len(inbox.messages) >= 300, 15, "300 messages over TLS")
+                assert [(m.topic, m.payload) for m in inbox.messages] == sent
+                lk.ack_many([m.mid for m in inbox.messages])
+            finally:
+                pub.loop_stop()
+                pub.disconnect()
+            assert lk.burst and lk.errors == 0
+        finally:
+            lk.stop()
+    finally:
+        broker.stop()
