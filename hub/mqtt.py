@@ -195,7 +195,7 @@ class BurstClient(paho.Client):
                 return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_PROTOCOL)
             del buf[:used]
             rc = self._dispatch(packets)
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            if rc > 0:  # as paho's loop_read: an error closes; MQTT_ERR_AGAIN (-1) does not
                 return self._loop_rc_handle(rc)
             if len(data) < RECV_BYTES and not getattr(self._sock, "pending", lambda: 0)():
                 return MQTTErrorCode.MQTT_ERR_SUCCESS  # drained: back to select
@@ -223,7 +223,7 @@ class BurstClient(paho.Client):
                 "pos": 0,
             }
             rc = self._packet_read()
-            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or self._sock is None:
+            if rc > 0 or self._sock is None:
                 return rc
         if run:
             self._on_publishes(run)
