@@ -11,6 +11,7 @@ import asyncio
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.api import alerts_ack, stream, users
@@ -55,6 +56,34 @@ def mount_web(app: FastAPI, hub: Hub) -> None:
     app.add_middleware(FormLimit)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BindBus, bus=bus)
+    app.add_middleware(PublicGZip)
+
+
+#: What anybody may read and that holds no secret: the assets and the residents' pages.
+#: (The public feedback form carries a CSRF token: not in this list.)
+PUBLIC_EXACT = frozenset({"/", "/poster", "/feed.atom", "/calendar.ics"})
+PUBLIC_PREFIXES = ("/static/", "/a/")
+
+
+class PublicGZip:
+    """gzip for the residents' pages and the assets (the public page with its assets:
+    82 KB, 18 KB compressed, on a village's mobile data).
+
+    Nothing else is compressed: a compressed page holding a secret (a CSRF token, a
+    session's data) beside text an attacker can choose leaks the secret through its size
+    (BREACH). Audio and the live stream are never compressed (starlette's exclusions).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=1000)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path in PUBLIC_EXACT or path.startswith(PUBLIC_PREFIXES):
+            await self.gzip(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class BindBus:

@@ -687,3 +687,31 @@ def test_an_oversized_form_is_refused(web: WebHub, anon: httpx.Client) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 413
+
+
+def test_the_public_page_and_assets_are_compressed_and_nothing_with_a_secret_is(
+    web: WebHub, anon: httpx.Client, tech: httpx.Client
+) -> None:
+    gzip = {"Accept-Encoding": "gzip"}
+    for path in ("/", "/static/app.js", "/static/app.css", "/static/public.css"):
+        r = anon.get(path, headers=gzip)
+        assert r.status_code == 200, path
+        assert r.headers.get("content-encoding") == "gzip", path
+        assert int(r.headers["content-length"]) < len(r.content) / 2, path  # bytes sent
+    assert anon.get("/static/app.js", headers=gzip).content == (WEB / "static/app.js").read_bytes()
+    # A client that does not ask gets it plain.
+    plain = anon.get("/static/app.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.content == (WEB / "static/app.js").read_bytes()
+    # Pages with a CSRF token or a session's data, and the API, are never compressed.
+    for client, path in (
+        (anon, "/app/login"),
+        (anon, "/gop-y"),
+        (tech, "/app/"),
+        (tech, "/app/devices"),
+        (tech, "/api/devices"),
+        (tech, "/openapi.json"),
+    ):
+        r = client.get(path, headers=gzip)
+        assert r.status_code == 200, path
+        assert "content-encoding" not in r.headers, path
