@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,6 +59,24 @@ class HttpSettings(_Model):
         5, ge=1, description="Failed sign-ins per user name and address before a pause."
     )
     login_window_s: float = Field(300.0, gt=0, description="Window for counting failed sign-ins.")
+    public_url: str | None = Field(
+        None,
+        description="The address residents reach the hub at (http://192.168.1.10:8080, "
+        "https://thon-dong.example.vn): QR codes, the poster, the feed and the calendar "
+        "point there. Unset: the address the browser used.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// address with a host name")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a ?query or #fragment")
+        return v.rstrip("/")
 
 
 class IngestSettings(_Model):

@@ -428,8 +428,10 @@ def qr_svg(url: str, title: str) -> Markup:
 
 
 def base_url(request: Request) -> str:
-    """This hub's address as the phone reached it (the QR codes and links point there)."""
-    return str(request.base_url).rstrip("/")
+    """Where QR codes and links point: ``http.public_url``, else this hub's address as
+    the browser reached it."""
+    public: str | None = request.app.state.hub.settings.http.public_url
+    return public or str(request.base_url).rstrip("/")
 
 
 # -- pages --------------------------------------------------------------------------------

@@ -271,6 +271,30 @@ def test_the_poster_is_the_village_page_qr_without_navigation_in_print(
     assert "@media print" in css and "size: A4" in css
 
 
+def test_qr_codes_and_links_use_the_public_address_when_one_is_set(
+    broker: Broker, tmp_path: Path
+) -> None:
+    public_url = "https://thon-dong.example.vn"
+    settings = hub_settings(
+        broker, tmp_path, LANGSO_SITE="public-url", LANGSO_HTTP__PUBLIC_URL=public_url + "/"
+    )
+    h = PublicHub(settings, FakeClock(T0), sink=instant_sink(tmp_path / "out"))
+    try:
+        c = h.browser_client()
+        poster = c.get("/poster").text  # printed on the Pi itself: not 127.0.0.1
+        svg = re.search(r"<svg[^>]*class=\"qr-code\".*?</svg>", poster, re.S)
+        assert svg and _qr_modules(svg.group(0)) == _matrix(
+            f"{public_url}/", public.QR_SVG["border"]
+        )
+        assert "thon-dong.example.vn" in poster and "127.0.0.1" not in poster
+        feed = ET.fromstring(c.get("/feed.atom").content)
+        selfs = [link.get("href") for link in feed.findall(ATOM + "link")]
+        assert f"{public_url}/feed.atom" in selfs
+        c.close()
+    finally:
+        h.stop()
+
+
 # -- the Atom feed (RFC 4287) ---------------------------------------------------------------
 def _one(parent: ET.Element, tag: str) -> ET.Element:
     found = parent.findall(ATOM + tag)

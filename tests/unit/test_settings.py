@@ -87,6 +87,9 @@ def test_every_key_is_in_the_file_and_commented() -> None:
         ),
         ("[health.kinds.ap\n", "(syntax)", "Expected"),
         ('[audio]\nsink = "bluetooth"\n', "audio.sink", "Input should be"),
+        ('[http]\npublic_url = "thon-dong.vn"\n', "http.public_url", "http:// or https://"),
+        ('[http]\npublic_url = "ftp://thon-dong.vn"\n', "http.public_url", "http:// or https://"),
+        ('[http]\npublic_url = "http://a.vn/?x=1"\n', "http.public_url", "?query"),
     ],
 )
 def test_bad_files_name_file_key_and_reason(
@@ -159,3 +162,9 @@ def test_a_bad_env_override_names_the_variable() -> None:
 def test_no_default_password_anywhere() -> None:
     s = Settings()
     assert s.mqtt.password is None and s.mqtt.username is None
+
+
+def test_the_public_url_is_kept_without_its_trailing_slash() -> None:
+    s = load_settings(HUB_TOML, env={"LANGSO_HTTP__PUBLIC_URL": "http://192.168.1.10:8080/"})
+    assert s.http.public_url == "http://192.168.1.10:8080"
+    assert load_settings(HUB_TOML, env={"LANGSO_HTTP__PUBLIC_URL": ""}).http.public_url is None
