@@ -364,4 +364,5 @@ fi
 [[ $http_host == 127.0.0.1 ]] && warn "http.host is 127.0.0.1: the page is reachable from this Pi only"
 [[ -n $pi_note ]] && note "not a Raspberry Pi: GPIO runs on mock pins (see $ENV_FILE)"
 note "schedules wait for a synchronised clock: timedatectl shows 'System clock synchronized: yes'"
+note "before printing the QR poster, give the Pi a fixed address and set http.public_url in $CONFIG"
 exit 0
