@@ -423,6 +423,8 @@ def _load_cached(cache_dir: Path, key: str) -> Rendered | None:
         wav_path, web_path = cache_dir / meta["wav"], cache_dir / meta["web"]
         if not web_path.is_file() or _file_sha256(wav_path) != meta["sha256"]:
             return None  # a damaged entry (SD card): render again
+        with contextlib.suppress(OSError):
+            os.utime(meta_path)  # used now: the hub's retention keeps what is used
         return Rendered(
             wav_path=wav_path,
             web_path=web_path,

@@ -134,7 +134,7 @@ class Announcements:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._render_lock = threading.Lock()
+        self.render_lock = threading.Lock()  # one render at a time; retention takes it too
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="announce-cmd")
         self.clock_alert: str | None = None
         #: Bumped after every commit of this service: readers key their caches on it.
@@ -188,7 +188,7 @@ class Announcements:
     def _render(self, spec: RenderSpec) -> Rendered:
         # One render at a time: two espeak-ng + ffmpeg pipelines at once would starve the
         # ingest writer on a 2-core Pi.
-        with self._render_lock:
+        with self.render_lock:
             return render(spec, self.engine if spec.text else None, self.cache_dir)
 
     def prerender(self, items: list[dict[str, Any]]) -> int:

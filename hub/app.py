@@ -224,7 +224,6 @@ def build_hub(
         on_state=lambda up: ha.connected([_info(d) for d in ingest.devices()]) if up else None,
     )
     holder["mqtt"] = link
-    retention = Retention(settings.retention, store, ingest_conn=ingest.conn, clock=clock)
     hardware = build_hardware(settings, pin_factory)
     if hardware is not None:
         atexit.register(hardware.safe_shutdown)  # amplifier off on every exit path
@@ -260,6 +259,14 @@ def build_hub(
         clock_synced=synced,
     )
     holder_ann["a"] = announcements
+    retention = Retention(
+        settings.retention,
+        store,
+        ingest_conn=ingest.conn,
+        clock=clock,
+        render_dir=announcements.cache_dir,
+        render_lock=announcements.render_lock,
+    )
 
     notifier = Notifier(settings.notify, clock=clock, tz=settings.tz)
     outputs = (

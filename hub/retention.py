@@ -1,12 +1,18 @@
 """Retention: hourly metric rollups, then old raw data removed, so a year fits an SD card.
 
-Runs as a job in the ingest writer thread (all writes happen there).
+Runs as a job in the ingest writer thread (all writes happen there). Besides the
+database it trims the render cache: audio no announcement uses (listen previews,
+versions an edit replaced), unused for ``render_cache_days``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import sqlite3
+import threading
+from pathlib import Path
 
 from hub.clock import Clock
 from hub.settings import RetentionSettings
@@ -26,11 +32,15 @@ class Retention:
         *,
         ingest_conn: sqlite3.Connection,
         clock: Clock,
+        render_dir: Path | None = None,
+        render_lock: threading.Lock | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.conn = ingest_conn
         self.clock = clock
+        self.render_dir = render_dir
+        self.render_lock = render_lock or threading.Lock()
 
     def rollup(self, until: float) -> int:
         """Fold every finished hour since the last rollup into metrics_rollup."""
@@ -96,8 +106,64 @@ class Retention:
                 "DELETE FROM alerts WHERE state='cleared' AND cleared_at < ?",
                 (now - s.alerts_days * DAY,),
             )
+            conn.execute(
+                "DELETE FROM feedback WHERE status='done'"
+                " AND coalesce(updated_at, received_at) < ?",
+                (now - s.feedback_days * DAY,),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        self.sweep_render_cache(now)
         log.debug("retention sweep done")
+
+    def sweep_render_cache(self, now: float) -> int:
+        """Delete cache entries (``<key>.json``, ``.wav``, the web file) that no
+        announcement names and nothing used for ``render_cache_days`` (a cache hit renews
+        the entry's time); and render folders a crash left. How many entries went."""
+        d = self.render_dir
+        if d is None or not d.is_dir():
+            return 0
+        # Not while a render runs (it may be reusing an old entry): next sweep, then.
+        if not self.render_lock.acquire(blocking=False):
+            return 0
+        try:
+            used = {
+                Path(p).name
+                for row in self.conn.execute(
+                    "SELECT render_wav, render_web FROM announcements"
+                    " WHERE render_wav IS NOT NULL OR render_web IS NOT NULL"
+                )
+                for p in row
+                if p
+            }
+            cutoff = now - self.settings.render_cache_days * DAY
+            entries: dict[str, list[Path]] = {}
+            for f in d.iterdir():
+                if f.name.startswith("."):  # a render's folder or a temporary file
+                    with contextlib.suppress(OSError):
+                        if f.stat().st_mtime < now - DAY and f.is_dir():
+                            shutil.rmtree(f)
+                        elif f.stat().st_mtime < now - DAY:
+                            f.unlink()
+                    continue
+                entries.setdefault(f.name.split(".", 1)[0], []).append(f)
+            removed = 0
+            for files in entries.values():
+                if any(f.name in used for f in files):
+                    continue
+                try:
+                    last = max(f.stat().st_mtime for f in files)
+                except OSError:
+                    continue
+                if last < cutoff:
+                    for f in files:
+                        with contextlib.suppress(FileNotFoundError):
+                            f.unlink()
+                    removed += 1
+            if removed:
+                log.info("render cache: %d unused entries deleted", removed)
+            return removed
+        finally:
+            self.render_lock.release()

@@ -210,6 +210,18 @@ class RetentionSettings(_Model):
     rollup_days: float = Field(400, gt=0, description="Hourly metric rollups are kept this long.")
     dead_letters_days: float = Field(30, gt=0, description="Dead letters are kept this long.")
     alerts_days: float = Field(400, gt=0, description="Cleared alerts are kept this long.")
+    feedback_days: float = Field(
+        400,
+        gt=0,
+        description="Residents' feedback marked done (names, contacts: personal data) is "
+        "kept this long after it was last changed.",
+    )
+    render_cache_days: float = Field(
+        30,
+        gt=0,
+        description="Rendered audio no announcement uses (listen previews, replaced versions) "
+        "is deleted this long after it was last used.",
+    )
     sweep_interval_s: float = Field(600, gt=0, description="How often rollups and retention run.")
 
 

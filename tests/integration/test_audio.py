@@ -264,10 +264,13 @@ def test_cache_hit_does_not_speak_again(engine: EspeakNG, tmp_path: Path) -> Non
     spec = RenderSpec(text=SHORT, voice="south")
     first = render(spec, counting, tmp_path)
     mtime = first.wav_path.stat().st_mtime_ns
+    meta = tmp_path / f"{first.key}.json"
+    os.utime(meta, (1e9, 1e9))  # last used in 2001
     second = render(spec, counting, tmp_path)
     assert counting.calls == 1
     assert (second.sha256, second.wav_path, second.cached) == (first.sha256, first.wav_path, True)
     assert second.wav_path.stat().st_mtime_ns == mtime
+    assert meta.stat().st_mtime > 1e9 + 86_400  # a hit renews the entry (retention reads it)
     # Another voice is another render; an equivalent text spelling is the same one.
     render(RenderSpec(text=SHORT, voice="north"), counting, tmp_path)
     assert counting.calls == 2
