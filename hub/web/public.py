@@ -113,6 +113,7 @@ class Shown:
     start_local: datetime  # naive village wall time
     rrule: str | None
     exdates: tuple[datetime, ...]
+    expires_at: float | None
     next_run: float | None
     last_run: float | None
     played_at: float | None
@@ -142,8 +143,8 @@ class Shown:
 
 
 _COLUMNS = (
-    "id, title, text, category, priority, status, start_local, rrule, exdates, next_run,"
-    " last_run, duration_s, created_at, updated_at, render_web"
+    "id, title, text, category, priority, status, start_local, rrule, exdates, expires_at,"
+    " next_run, last_run, duration_s, created_at, updated_at, render_web"
 )
 _PUBLIC = "published = 1 AND status IN ('scheduled', 'done', 'expired')"
 # The partial index broadcasts_occurrence (status != 'preempted') serves this subquery only
@@ -177,6 +178,7 @@ def _shown(row: Any) -> Shown:
         start_local=datetime.fromisoformat(row["start_local"]),
         rrule=row["rrule"],
         exdates=tuple(datetime.fromisoformat(d) for d in json.loads(row["exdates"])),
+        expires_at=row["expires_at"],
         next_run=row["next_run"],
         last_run=row["last_run"],
         played_at=row["played_at"],
@@ -723,6 +725,19 @@ def _ics_local(d: datetime) -> str:
     return f"{d:%Y%m%dT%H%M%S}"
 
 
+def until(rule: str, expires_at: float | None) -> str:
+    """The RRULE as stored, ended where the announcement expires: nothing plays at or
+    after ``expires_at`` and UNTIL is inclusive, in UTC since DTSTART has a TZID (RFC 5545
+    §3.3.10). A rule with its own COUNT or UNTIL is left as written (the two exclude each
+    other): calendars may then show occurrences past the expiry, which will not play."""
+    if expires_at is None:
+        return rule
+    keys = {part.split("=", 1)[0].strip().upper() for part in rule.split(";")}
+    if keys & {"COUNT", "UNTIL"}:
+        return rule
+    return f"{rule};UNTIL={_ics_utc(expires_at - 1)}"
+
+
 def _ics_utc(ts: float) -> str:
     return datetime.fromtimestamp(int(ts), UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -773,7 +788,7 @@ def ics_calendar(
             f"TRANSP:{'OPAQUE' if a.category == 'meeting' else 'TRANSPARENT'}",
         ]
         if a.rrule:
-            lines.append(f"RRULE:{a.rrule}")
+            lines.append(f"RRULE:{until(a.rrule, a.expires_at)}")
         if a.rrule and a.exdates:
             lines.append(f"EXDATE;TZID={zone}:{','.join(_ics_local(d) for d in a.exdates)}")
         if a.priority == "emergency":

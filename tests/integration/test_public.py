@@ -750,3 +750,31 @@ def test_the_residents_catalogue_is_complete() -> None:
     from hub.web.i18n import CATALOGUE
 
     assert sorted(k for k in used if k not in CATALOGUE["vi"] or k not in CATALOGUE["en"]) == []
+
+
+def test_the_calendar_ends_a_recurring_announcement_where_it_expires(
+    web: PublicHub, seeded: Seeded, anon: httpx.Client
+) -> None:
+    # Last in this file: it adds an announcement the other tests do not expect.
+    expires = datetime(2026, 12, 9, 23, 0, tzinfo=UTC)  # 06:00 on the 10th in the village
+    r = web.http("head").post(
+        "/api/announcements",
+        json={
+            "title": "Tiêm phòng cho gia súc",
+            "text": "Đợt tiêm phòng kéo dài đến hết ngày mùng chín.",
+            "rrule": "FREQ=DAILY",
+            "start_at": "2026-12-03T06:00:00",
+            "expires_at": expires.isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    aid = r.json()["id"]
+    cal = icalendar.Calendar.from_ical(anon.get("/calendar.ics").content)
+    [event] = [e for e in cal.walk("VEVENT") if str(e["UID"]).startswith(aid)]
+    rule = event["RRULE"].to_ical().decode()
+    assert rule == "FREQ=DAILY;UNTIL=20261209T225959Z"
+    start = event.decoded("DTSTART")
+    days = list(rrulestr(rule, dtstart=start))
+    # The 3rd to the 9th: the 10th at 06:00 is the expiry itself, and nothing plays then.
+    assert [d.day for d in days] == list(range(3, 10))
+    assert all(d < expires for d in days)
