@@ -123,6 +123,10 @@ class Monitor:
         k = self.settings.kinds.get(kind)
         return k.thresholds if k else []
 
+    def sleeps(self, device_id: str) -> bool:
+        override = self.settings.devices.get(device_id)
+        return override is not None and override.sleeps
+
     def offline_after(self, device_id: str, kind: str) -> float | None:
         override = self.settings.devices.get(device_id)
         if override is not None and override.offline_after_s is not None:
@@ -157,6 +161,8 @@ class Monitor:
             h = self.devices[event.device_id] = DeviceHealth(event.device_id, event.kind)
         changes: list[Change] = []
         if isinstance(event, Availability):
+            if not event.online and self.sleeps(h.device_id):
+                return changes  # going to sleep; its silence is what offline_after_s watches
             h.said_offline = not event.online
             h.expected_offline = event.expected and not event.online
             if event.online:

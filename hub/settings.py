@@ -163,6 +163,12 @@ class DeviceHealth(_Model):
     thresholds: list[Threshold] | None = Field(
         None, description="Replace the kind's thresholds for this device."
     )
+    sleeps: bool = Field(
+        False,
+        description="A battery node that sleeps between reports (Tasmota DeepSleep) and says "
+        "offline before each sleep: that is expected, and only offline_after_s of silence "
+        "makes it offline.",
+    )
 
 
 def _default_kinds() -> dict[str, KindHealth]:

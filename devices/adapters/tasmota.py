@@ -74,7 +74,7 @@ class TasmotaAdapter:
             return Ignored(self.name, "empty LWT: a retained message being cleared")
         # An Offline is expected=False even from a DeepSleep node (which says Offline on
         # purpose before sleeping, DeepSleep.md): the topic alone cannot tell them apart,
-        # so monitor's per-device settings must.
+        # so a per-device setting must (health.devices.<id>.sleeps).
         return Availability(self.name, device, self._kind, u.online(payload, "Online", "Offline"))
 
     def _report(self, device: str, payload: bytes, aliases: Mapping[str, str] | None) -> Reading:

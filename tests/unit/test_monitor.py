@@ -113,3 +113,29 @@ def test_restore_keeps_open_alerts_open() -> None:
     m.restore("ap-1", "ap", "offline", T0, [("x1", "offline", T0)])
     ch = m.observe(Availability("native", "ap-1", "ap", online=True), T0 + 10)
     assert [(c.id, c.state) for c in ch if isinstance(c, AlertChange)] == [("x1", "cleared")]
+
+
+def test_a_sleeping_node_saying_offline_is_no_incident_but_its_silence_is() -> None:
+    ids = count(1)
+    settings = HealthSettings(
+        kinds={"sensor": KindHealth(offline_after_s=3900)},
+        devices={"rain-1": DeviceHealth(sleeps=True)},
+    )
+    m = Monitor(settings, TZ, new_id=lambda: f"a{next(ids)}")
+    rain = Reading("tasmota", "rain-1", "sensor", {"rain_mm": 0.2})
+    assert summary(m.observe(rain, T0)) == [("status", "online")]
+    # Each hour: a report, then Offline before it sleeps again.
+    for hour in range(3):
+        t = T0 + hour * 3600
+        m.observe(rain, t)
+        assert m.observe(Availability("tasmota", "rain-1", "sensor", online=False), t + 5) == []
+        assert m.tick(t + 3000) == []
+    assert m.devices["rain-1"].status == "online"
+    # It stops waking up: offline once offline_after_s passes without data.
+    last = T0 + 2 * 3600
+    assert m.tick(last + 3899) == []
+    assert summary(m.tick(last + 3900)) == [("status", "offline"), ("alert", "offline", "raised")]
+    # Another node's Offline still counts at once.
+    m.observe(reading("ap-1", clients=1), T0)
+    off = m.observe(Availability("native", "ap-1", "ap", online=False), T0 + 9)
+    assert summary(off) == [("status", "offline"), ("alert", "offline", "raised")]
