@@ -303,6 +303,10 @@ class GpioSettings(_Model):
         description="Loudspeaker zones: name -> BCM pin of its relay.",
     )
     zones_active_high: bool = Field(True, description="Zone relays switch on a high level.")
+    zone_names: dict[str, str] = Field(
+        default_factory=lambda: {"xom-dong": "Xóm Đông", "xom-tay": "Xóm Tây"},
+        description="What people call each zone (zone -> name), shown on the pages.",
+    )
     on_air_led_pin: int | None = Field(23, ge=0, le=27, description="BCM pin of the LED.")
     emergency_button_pin: int | None = Field(
         24, ge=0, le=27, description="Emergency button (held 2 s)."
@@ -332,6 +336,9 @@ class GpioSettings(_Model):
             uses[pin] = name
         if "all" in self.zones:
             raise ValueError("zone name 'all' is reserved (it means every zone)")
+        unknown = sorted(set(self.zone_names) - set(self.zones))
+        if unknown:
+            raise ValueError(f"zone_names names zones that gpio.zones has not: {unknown}")
         return self
 
 

@@ -408,7 +408,7 @@ def dashboard(request: Request, ok: str = "") -> HTMLResponse:
         upcoming=upcoming,
         head=session.user.has("head"),
         full=False,
-        zones_text=lambda z: zones_text(t, z),
+        zones_text=lambda z: zones_text(t, z, hub.settings.gpio.zone_names),
         notice=t(f"dash.ok.{ok}") if ok in ("stopped", "idle") else "",
     )
 

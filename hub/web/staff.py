@@ -447,7 +447,7 @@ def as_run_csv(hub: Hub, t: Translator, rows: Sequence[Any]) -> str:
                 t(f"bc.{r['status']}"),
                 r["title"],
                 t(f"prio.{r['priority']}"),
-                zones_text(t, json.loads(r["zones"])),
+                zones_text(t, json.loads(r["zones"]), hub.settings.gpio.zone_names),
                 detail_text(t, r["detail"]),
             ]
         )
@@ -528,8 +528,10 @@ def rule_views(hub: Hub, t: Translator, rule_id: str | None = None) -> list[Rule
                 updated_at=row["updated_at"],
                 created_by=row["created_by"],
                 trigger=trigger_words(t, rule),
-                conditions=condition_words(t, rule.conditions),
-                actions=[(action_words(t, a), a) for a in rule.actions],
+                conditions=condition_words(t, rule.conditions, hub.settings.gpio.zone_names),
+                actions=[
+                    (action_words(t, a, hub.settings.gpio.zone_names), a) for a in rule.actions
+                ],
                 cooldown=duration_text(t, rule.cooldown_s),
                 last=last,
             )
@@ -657,6 +659,7 @@ def _compose(
         error_field=field,
         reason=reason,
         zones=list(hub.settings.gpio.zones),
+        zone_names=hub.settings.gpio.zone_names,
         categories=CATEGORIES,
         priorities=PRIORITIES,
         voices=VOICES,
@@ -804,7 +807,7 @@ def _schedule(
         approval=hub.settings.announcements.require_approval,
         notice=t(f"sched.ok.{ok}") if ok in SCHEDULE_OK else "",
         error=error,
-        zones_text=lambda z: zones_text(t, z),
+        zones_text=lambda z: zones_text(t, z, hub.settings.gpio.zone_names),
     )
 
 
@@ -824,7 +827,7 @@ def upcoming_partial(request: Request, full: bool = False) -> HTMLResponse:
         full=full,
         head=session.user.has("head"),
         approval=hub.settings.announcements.require_approval,
-        zones_text=lambda z: zones_text(t, z),
+        zones_text=lambda z: zones_text(t, z, hub.settings.gpio.zone_names),
     )
 
 
@@ -908,7 +911,7 @@ def history_page(request: Request) -> HTMLResponse:
                 "title": r["title"],
                 "status": r["status"],
                 "priority": r["priority"],
-                "zones": zones_text(t, json.loads(r["zones"])),
+                "zones": zones_text(t, json.loads(r["zones"]), hub.settings.gpio.zone_names),
                 "scheduled": when_text(t, r["scheduled_for"], tz, now),
                 "scheduled_iso": views_iso(r["scheduled_for"]),
                 "started": f"{_local(r['started_at'], tz):%H:%M:%S}" if r["started_at"] else "",

@@ -348,8 +348,11 @@ def parse_time(value: str) -> time | None:
     return time(int(m[1]), int(m[2]))
 
 
-def zones_text(t: Translator, zones: Sequence[str]) -> str:
-    return t("zones.all") if "all" in zones or not zones else ", ".join(zones)
+def zones_text(t: Translator, zones: Sequence[str], names: Mapping[str, str]) -> str:
+    """The zones as people call them (``gpio.zone_names``), or "every zone"."""
+    if "all" in zones or not zones:
+        return t("zones.all")
+    return ", ".join(names.get(z, z) for z in zones)
 
 
 def detail_text(t: Translator, detail: str | None) -> str:
@@ -418,25 +421,25 @@ def trigger_words(t: Translator, rule: Rule) -> str:
     return t("rules.trig.schedule", when=describe_schedule(trig.rrule, trig.start, t))
 
 
-def condition_words(t: Translator, c: Conditions) -> str:
+def condition_words(t: Translator, c: Conditions, zone_names: Mapping[str, str]) -> str:
     parts = []
     if c.kinds:
         parts.append(t("rules.cond.kinds", kinds=", ".join(t(f"kind.{k}") for k in c.kinds)))
     if c.devices:
         parts.append(t("rules.cond.devices", devices=", ".join(c.devices)))
     if c.zones:
-        parts.append(t("rules.cond.zones", zones=", ".join(c.zones)))
+        parts.append(t("rules.cond.zones", zones=", ".join(zone_names.get(z, z) for z in c.zones)))
     if c.during:
         parts.append(t("rules.cond.during", window=c.during.replace("-", "–")))
     return "; ".join(parts) if parts else t("rules.cond.none")
 
 
-def action_words(t: Translator, a: Any) -> str:
+def action_words(t: Translator, a: Any, zone_names: Mapping[str, str]) -> str:
     if isinstance(a, AnnounceAction):
         return t(
             "rules.act.announce",
             priority=t(f"prio.{a.priority}").lower(),
-            zones=zones_text(t, a.zones),
+            zones=zones_text(t, a.zones, zone_names),
         )
     if isinstance(a, NotifyAction):
         groups = [t(f"rules.group.{g}") if t.has(f"rules.group.{g}") else g for g in a.to]

@@ -156,7 +156,7 @@ def test_compose_listen_schedule_then_on_air_live_and_stop(
     card = page.locator(".ann", has_text="Họp tổng kết cuối năm")
     assert card.count() == 1
     assert f"Hôm nay, {due:%H:%M}" in card.inner_text()
-    assert "xom-dong" in card.inner_text()
+    assert "Xóm Đông" in card.inner_text() and "xom-dong" not in card.inner_text()
     phone.shot(artifacts, "schedule")
     page.click(".segmented a[href='/app/schedule?view=week']")
     page.wait_for_selector(".day-col.is-today .occ")

@@ -153,6 +153,8 @@ def test_compose_a_text_announcement_without_javascript(
     assert 'enctype="multipart/form-data"' in page.text and 'name="title"' in page.text
     for zone in ("all", *web.settings.gpio.zones):
         assert f'name="zones" value="{zone}"' in page.text
+    # Labelled as people call them (gpio.zone_names).
+    assert "<span>Xóm Đông</span>" in page.text and "<span>Xóm Tây</span>" in page.text
     # Multipart, as the page posts it (an accented text keeps about its own size).
     csrf = form_value(page.text, "csrf")
     fields = compose_fields(web, title="Họp thôn tháng 12", zones=["xom-dong"])
@@ -443,7 +445,7 @@ def test_history_filters_and_the_csv_report(web: WebHub, head: httpx.Client) -> 
     page = head.get("/app/history")
     assert page.status_code == 200
     words = text_of(page.text)
-    assert "Loa thử, “đêm nay”" in words and "Đã phát" in words and "Khu: xom-tay" in words
+    assert "Loa thử, “đêm nay”" in words and "Đã phát" in words and "Khu: Xóm Tây" in words
     assert "Loa thử" not in head.get("/app/history?status=missed").text
     today = local_now(web).date()
     assert "Loa thử" in head.get(f"/app/history?from={today}&to={today}").text
@@ -474,7 +476,7 @@ def test_history_filters_and_the_csv_report(web: WebHub, head: httpx.Client) -> 
     mine = [row for row in rows[1:] if row[4] == "Loa thử, “đêm nay”"]
     assert len(mine) == 1
     scheduled, started, ended, status, _, priority, zones, _ = mine[0]
-    assert (status, priority, zones) == ("Đã phát", "Bình thường", "xom-tay")
+    assert (status, priority, zones) == ("Đã phát", "Bình thường", "Xóm Tây")
     assert scheduled.startswith(today.isoformat()) and re.fullmatch(r"[\d-]{10} [\d:]{8}", started)
     assert ended >= started
     en = head.get("/app/history.csv?lang=en&status=missed").content.decode("utf-8-sig")

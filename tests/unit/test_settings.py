@@ -168,3 +168,9 @@ def test_the_public_url_is_kept_without_its_trailing_slash() -> None:
     s = load_settings(HUB_TOML, env={"LANGSO_HTTP__PUBLIC_URL": "http://192.168.1.10:8080/"})
     assert s.http.public_url == "http://192.168.1.10:8080"
     assert load_settings(HUB_TOML, env={"LANGSO_HTTP__PUBLIC_URL": ""}).http.public_url is None
+
+
+def test_zone_names_only_for_zones_that_exist() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(HUB_TOML, env={"LANGSO_GPIO__ZONE_NAMES": '{"xom-bac": "Xóm Bắc"}'})
+    assert e.value.key == "gpio" and "xom-bac" in e.value.reason
