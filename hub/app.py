@@ -22,7 +22,7 @@ from hub.errors import ConfigError
 from hub.ingest import DeviceRow, Ingest, Stored
 from hub.monitor import Change, Monitor, StatusChange
 from hub.mqtt import MqttLink
-from hub.notify import Notification, Notifier
+from hub.notify import Notification, Notifier, Outbox
 from hub.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.retention import Retention
 from hub.rules import DeviceView, Effects, RulesEngine, load_rules_file
@@ -268,7 +268,7 @@ def build_hub(
         render_lock=announcements.render_lock,
     )
 
-    notifier = Notifier(settings.notify, clock=clock, tz=settings.tz)
+    notifier = Notifier(settings.notify, clock=clock, tz=settings.tz, outbox=Outbox(store))
     outputs = (
         SwitchedOutputs(settings.gpio.outputs, pin_factory=pin_factory)
         if settings.gpio.enabled and settings.gpio.outputs

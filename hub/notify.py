@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     # hub.monitor imports hub.settings, which imports this module
     from hub.monitor import AlertChange
+    from hub.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -576,6 +577,63 @@ class _Job:
     seq: int
     due: float
     attempts: int = 0
+    row: int | None = None  # its notify_outbox row
+
+
+class Outbox:
+    """The undelivered messages on disk (table ``notify_outbox``): a message is written
+    when queued and deleted once sent, given up or dropped; a restart sends the rest.
+    Each thread uses its own connection (``Store.transaction``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, n: Notification, channel: str, at: float) -> int:
+        body = json.dumps(
+            {
+                "incident": n.incident,
+                "title": n.title,
+                "body": n.body,
+                "severity": n.severity,
+                "state": n.state,
+                "at": utc_iso(n.at),
+                "data": n.data,
+            },
+            ensure_ascii=False,
+            default=_json_default,
+        )
+        with self.store.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO notify_outbox(channel, notification, queued_at) VALUES (?,?,?)",
+                (channel, body, at),
+            )
+            return int(cur.lastrowid or 0)
+
+    def attempted(self, row: int, attempts: int) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE notify_outbox SET attempts=? WHERE id=?", (attempts, row))
+
+    def remove(self, row: int) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM notify_outbox WHERE id=?", (row,))
+
+    def load(self) -> list[tuple[int, str, Notification, int]]:
+        """(row, channel, message, attempts so far), oldest first."""
+        out = []
+        for r in self.store.query("SELECT * FROM notify_outbox ORDER BY id"):
+            d = json.loads(r["notification"])
+            n = Notification(
+                incident=d["incident"],
+                title=d["title"],
+                body=d["body"],
+                severity=d["severity"],
+                state=d["state"],
+                at=datetime.fromisoformat(d["at"]),
+                data=MappingProxyType(d["data"]),
+                channels=(r["channel"],),
+            )
+            out.append((int(r["id"]), str(r["channel"]), n, int(r["attempts"])))
+        return out
 
 
 Deliver = Callable[[Notification, WebhookChannel | EmailChannel | TelegramChannel], None]
@@ -601,8 +659,11 @@ class Notifier:
         on_result: Callable[[Delivery], None] | None = None,
         tz: tzinfo = UTC,
         deliver: Deliver | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.settings = settings
+        self._outbox = outbox
+        self._loaded = False
         self._clock = clock or SystemClock()
         # The back-off wait: returns early (True) when woken by send() or stop().
         self._wait = wait or self._clock.sleep
@@ -633,6 +694,7 @@ class Notifier:
         """Queue ``n`` for its channels and return at once (no I/O, a short lock)."""
         names = n.channels or tuple(self.settings.channels)
         dropped: list[Delivery] = []
+        gone: list[int | None] = []
         unknown: list[str] = []
         with self._lock:
             now = self._clock.monotonic()
@@ -650,14 +712,19 @@ class Notifier:
                 while len(self._last) > self.settings.dedupe_window:
                     self._last.popitem(last=False)
                 self._seq += 1
-                self._jobs[self._seq] = _Job(n, ch, self._seq, due=now)
+                # On disk before the worker can see it (a short insert, under the lock).
+                row = self._save(n, ch)
+                self._jobs[self._seq] = _Job(n, ch, self._seq, due=now, row=row)
                 if len(self._jobs) > self.settings.queue_max:
                     old = next(s for s in self._jobs if s != self._in_flight)
                     job = self._jobs.pop(old)
                     self._forget(job)
                     self._stats.dropped += 1
                     dropped.append(self._result(job, "dropped", "queue full"))
+                    gone.append(job.row)
         self._wake.set()
+        for r in gone:
+            self._unsave(r)
         for ch in unknown:
             log.warning("notification %s names unknown channel %r", n.incident, ch)
         for d in dropped:
@@ -679,6 +746,9 @@ class Notifier:
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
+        if not self._loaded:
+            self._loaded = True
+            self._reload()
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
         self._thread.start()
@@ -694,7 +764,8 @@ class Notifier:
                 log.warning("notify worker still busy with an attempt after %.1f s", timeout)
         left = self.pending
         if left:
-            log.warning("notify stopped with %d message(s) undelivered", left)
+            kept = " (kept on disk for the next start)" if self._outbox is not None else ""
+            log.warning("notify stopped with %d message(s) undelivered%s", left, kept)
 
     # -- worker thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -720,6 +791,7 @@ class Notifier:
                     self._stats.internal_errors += 1
                     self._stats.last_error = f"internal: {type(e).__name__}"
                 log.exception("notify worker failed on %s", job.n.incident)
+                self._unsave(job.row)
 
     def _pick(self, now: float) -> tuple[_Job | None, float | None]:
         best: _Job | None = None
@@ -778,6 +850,10 @@ class Notifier:
                 self._stats.retried += 1
                 self._stats.last_error = f"{job.channel}: {reason}"
                 result = self._result(job, "retry", reason, delay)
+        if result.outcome == "retry":
+            self._saved_attempts(job)
+        else:
+            self._unsave(job.row)
         if result.outcome == "sent":
             log.info("notified %s via %s (%s)", job.n.incident, job.channel, job.n.state)
         elif result.outcome == "retry":
@@ -805,6 +881,54 @@ class Notifier:
         s = self.settings
         base = min(s.retry_max_s, s.retry_initial_s * 2.0 ** min(attempts - 1, 60))
         return base * (1.0 - JITTER * self._random())
+
+    # -- the outbox on disk: its faults are logged, the message stays queued in memory ----------
+    def _save(self, n: Notification, channel: str) -> int | None:
+        if self._outbox is None:
+            return None
+        try:
+            return self._outbox.add(n, channel, self._clock.now().timestamp())
+        except Exception:
+            log.exception("notify outbox: could not save %s; it is queued in memory", n.incident)
+            return None
+
+    def _unsave(self, row: int | None) -> None:
+        if self._outbox is not None and row is not None:
+            try:
+                self._outbox.remove(row)
+            except Exception:
+                log.exception("notify outbox: could not delete row %d", row)
+
+    def _saved_attempts(self, job: _Job) -> None:
+        if self._outbox is not None and job.row is not None:
+            try:
+                self._outbox.attempted(job.row, job.attempts)
+            except Exception:
+                log.exception("notify outbox: could not update row %d", job.row)
+
+    def _reload(self) -> None:
+        """At the first start: what the last run left undelivered, oldest first."""
+        if self._outbox is None:
+            return
+        try:
+            saved = self._outbox.load()
+        except Exception:
+            log.exception("notify outbox: could not read what the last run left")
+            return
+        stale: list[int] = []
+        with self._lock:
+            now = self._clock.monotonic()
+            for row, channel, n, attempts in saved:
+                if channel not in self.settings.channels:
+                    stale.append(row)  # a channel since removed from the settings
+                    continue
+                self._seq += 1
+                self._jobs[self._seq] = _Job(n, channel, self._seq, now, attempts, row)
+                self._last[(n.incident, channel)] = n.state
+        for row in stale:
+            self._unsave(row)
+        if saved:
+            log.info("notify: %d message(s) from the last run to deliver", len(saved) - len(stale))
 
     # -- helpers (lock held where noted) ------------------------------------------------------
     def _forget(self, job: _Job) -> None:

@@ -112,6 +112,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX announcements_created ON announcements(created_at);
     CREATE INDEX broadcasts_announcement ON broadcasts(announcement_id, scheduled_for);
     """,
+    # 6: notifications not yet delivered, so that a restart (a power cut in a storm, the
+    # Internet down) does not lose them
+    """
+    CREATE TABLE notify_outbox(
+        id INTEGER PRIMARY KEY, channel TEXT NOT NULL, notification TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, queued_at REAL NOT NULL);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

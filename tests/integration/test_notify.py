@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +31,10 @@ from hub.notify import (
     Notification,
     Notifier,
     NotifySettings,
+    Outbox,
     deliver_now,
 )
+from hub.store import Store
 from tests.broker import free_port
 from tests.hubtest import wait_for
 
@@ -603,3 +606,61 @@ def test_settings_validation() -> None:
         assert f.description, name
     with pytest.raises(ValueError, match="aware"):
         note(at=datetime(2026, 12, 1, 12, 5))
+
+
+# -- the outbox: what a restart must not lose ---------------------------------------------------
+def test_undelivered_messages_survive_a_restart_and_sent_ones_do_not_come_back(
+    receiver: Receiver, results: list[Delivery], tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "hub.db")
+    s = settings(hook={"kind": "webhook", "url": receiver.url + "/hook"})
+    # The endpoint is down (the Internet is, in a storm): 503 to every first attempt.
+    receiver.script.extend([(503, {}, {})] * 2)
+    first = Notifier(
+        s, on_result=results.append, outbox=Outbox(store), wait=lambda s, w: w.wait(60)
+    )
+    first.start()
+    try:
+        first.send(note(incident="flood-1"))
+        first.send(note(incident="flood-2"))
+        wait_for(lambda: len(receiver.hits) == 2, what="both tried once")
+        wait_for(lambda: [r.outcome for r in results] == ["retry", "retry"], what="both failed")
+    finally:
+        first.stop()  # the power goes out
+    rows = store.query("SELECT channel, attempts FROM notify_outbox ORDER BY id")
+    assert [(r["channel"], r["attempts"]) for r in rows] == [("hook", 1), ("hook", 1)]
+
+    second = Notifier(s, on_result=results.append, outbox=Outbox(store))
+    second.start()
+    try:
+        wait_for(lambda: second.stats.sent == 2, what="both delivered after the restart")
+        assert [h.body["incident"] for h in receiver.hits[2:]] == ["flood-1", "flood-2"]
+        wait_for(lambda: not store.query("SELECT 1 FROM notify_outbox"), what="an empty outbox")
+        # The restarted notifier still knows what it sent: the same state is a duplicate.
+        second.send(note(incident="flood-1"))
+        assert second.stats.deduped == 1
+    finally:
+        second.stop()
+
+    third = Notifier(s, outbox=Outbox(store))
+    third.start()
+    try:
+        assert third.pending == 0  # sent means gone, also from disk
+    finally:
+        third.stop()
+    assert len(receiver.hits) == 4
+    store.close()
+
+
+def test_an_outbox_row_for_a_channel_since_removed_is_dropped(tmp_path: Path) -> None:
+    store = Store(tmp_path / "hub.db")
+    Outbox(store).add(note(), "old-channel", 0.0)
+    n = Notifier(
+        settings(t={"kind": "webhook", "url": "http://127.0.0.1:9/"}), outbox=Outbox(store)
+    )
+    n.start()
+    try:
+        assert n.pending == 0 and not store.query("SELECT 1 FROM notify_outbox")
+    finally:
+        n.stop()
+    store.close()
