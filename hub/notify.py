@@ -691,7 +691,8 @@ class Notifier:
 
     # -- any thread ------------------------------------------------------------------------
     def send(self, n: Notification) -> None:
-        """Queue ``n`` for its channels and return at once (no I/O, a short lock)."""
+        """Queue ``n`` for its channels and return at once: no network, a short lock (and,
+        with an outbox, one small insert per channel under it)."""
         names = n.channels or tuple(self.settings.channels)
         dropped: list[Delivery] = []
         gone: list[int | None] = []
