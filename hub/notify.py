@@ -589,19 +589,8 @@ class Outbox:
         self.store = store
 
     def add(self, n: Notification, channel: str, at: float) -> int:
-        body = json.dumps(
-            {
-                "incident": n.incident,
-                "title": n.title,
-                "body": n.body,
-                "severity": n.severity,
-                "state": n.state,
-                "at": utc_iso(n.at),
-                "data": n.data,
-            },
-            ensure_ascii=False,
-            default=_json_default,
-        )
+        # The webhook's JSON holds all of a message (the channel is the row's own).
+        body = json.dumps(webhook_json(n), ensure_ascii=False, default=_json_default)
         with self.store.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO notify_outbox(channel, notification, queued_at) VALUES (?,?,?)",
