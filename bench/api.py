@@ -104,8 +104,8 @@ def make_audio(path: Path) -> None:
 
 
 def fill_store(data_dir: Path, args: argparse.Namespace) -> dict[str, int]:
+    from hub.services.users import Users
     from hub.store import Store
-    from hub.users import Users
 
     data_dir.mkdir(parents=True)
     audio = data_dir / "shared.ogg"

@@ -15,20 +15,20 @@ from devices.adapters import Router, make_adapter
 from devices.events import AnnounceCommand, Availability, Reading
 from devices.gpio import GpioConfig, PaHardware, SwitchedOutputs
 from hub import __version__
-from hub.announcements import Announcements
+from hub.automation.notify import Notification, Notifier, Outbox
+from hub.automation.rules import DeviceView, Effects, RulesEngine, load_rules_file
+from hub.broadcast.announcements import Announcements
+from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.clock import Clock, SystemClock, clock_synced
-from hub.discovery import DeviceInfo, HomeAssistantMirror
 from hub.errors import ConfigError
-from hub.ingest import DeviceRow, Ingest, Stored
-from hub.monitor import Change, Monitor, StatusChange
-from hub.mqtt import MqttLink
-from hub.notify import Notification, Notifier, Outbox
-from hub.playout import PaAdapter, Playout, PlayoutPolicy
-from hub.retention import Retention
-from hub.rules import DeviceView, Effects, RulesEngine, load_rules_file
+from hub.ingest.discovery import DeviceInfo, HomeAssistantMirror
+from hub.ingest.monitor import Change, Monitor, StatusChange
+from hub.ingest.mqtt import MqttLink
+from hub.ingest.writer import DeviceRow, Ingest, Stored
+from hub.services.users import Users
 from hub.settings import Settings
 from hub.store import Store
-from hub.users import Users
+from hub.store.retention import Retention
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from hub.clock import utc_iso
-from hub.ingest import Ingest, Stored
-from hub.monitor import AlertChange, Change, StatusChange
+from hub.ingest.monitor import AlertChange, Change, StatusChange
+from hub.ingest.writer import Ingest, Stored
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from hub.errors import ConfigError, HubError
 from hub.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from hub.announcements import Announcements
+    from hub.broadcast.announcements import Announcements
     from hub.store import Store
 
 
@@ -99,8 +99,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def cmd_user_add(args: argparse.Namespace) -> int:
     from hub.clock import SystemClock
+    from hub.services.users import Users
     from hub.store import Store
-    from hub.users import Users
 
     settings = _settings(args)
     store = Store(settings.db_path)
@@ -134,9 +134,9 @@ def _announcements(settings: Settings) -> tuple[Announcements, Store]:
     the hub's scheduler (which reads it every second) picks the row up."""
     from audio.sinks import make_sink
     from audio.tts import make_engine
-    from hub.announcements import Announcements
+    from hub.broadcast.announcements import Announcements
+    from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
     from hub.clock import SystemClock
-    from hub.playout import PaAdapter, Playout, PlayoutPolicy
     from hub.store import Store
 
     store = Store(settings.db_path)
@@ -162,7 +162,7 @@ def _announcements(settings: Settings) -> tuple[Announcements, Store]:
 def cmd_announce(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from hub.announcements import Actor, AnnouncementError, AnnouncementIn
+    from hub.broadcast.announcements import Actor, AnnouncementError, AnnouncementIn
 
     settings = _settings(args)
     service, store = _announcements(settings)
@@ -298,8 +298,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         "enable NTP (sudo timedatectl set-ntp true); schedules wait for it",
     )
     if settings.db_path.exists():
+        from hub.services.users import Users
         from hub.store import Store
-        from hub.users import Users
 
         store = Store(settings.db_path)
         try:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from devices.adapters import ADAPTER_NAMES
 from devices.events import DEVICE_KINDS
+from hub.automation.notify import NotifySettings
 from hub.errors import ConfigError
-from hub.notify import NotifySettings
 
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 

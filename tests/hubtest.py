@@ -20,8 +20,8 @@ from audio.sinks import Sink
 from hub.api import create_app
 from hub.app import Hub, build_hub
 from hub.clock import Clock, FakeClock
+from hub.services.users import Users
 from hub.settings import Settings, load_settings
-from hub.users import Users
 from tests.broker import Broker, free_port, wait_port
 
 PASSWORD = "correct-horse-battery"

@@ -1,7 +1,7 @@
 """Adapters: the second step of the flow, an MQTT message (topic, payload bytes) -> typed events.
 
-``hub/mqtt.py`` subscribes to :attr:`Router.filters` and hands every message to
-:meth:`Router.parse`; ``hub/ingest.py`` stores what comes out, and a
+``hub/ingest/mqtt.py`` subscribes to :attr:`Router.filters` and hands every message to
+:meth:`Router.parse`; ``hub/ingest/writer.py`` stores what comes out, and a
 :class:`~devices.events.DecodeError` becomes a dead letter with its reason.
 One module per wire format; each ``parse`` is pure (no clock, no I/O).
 """

@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 
 from audio.decode import decode_upload
 from audio.errors import AudioError
-from hub.announcements import Actor, AnnouncementError, AnnouncementIn, AnnouncementPatch
 from hub.api.deps import HubDep, parse_time, require
+from hub.broadcast.announcements import Actor, AnnouncementError, AnnouncementIn, AnnouncementPatch
 from hub.errors import AuthError
-from hub.users import User
+from hub.services.users import User
 
 router = APIRouter(tags=["announcements"])
 

@@ -14,7 +14,7 @@ from fastapi.security import OAuth2PasswordBearer
 from hub.app import Hub
 from hub.clock import utc_iso
 from hub.errors import AuthError
-from hub.users import Role, User
+from hub.services.users import Role, User
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 

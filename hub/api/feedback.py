@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.api.deps import HubDep, require
 from hub.app import Hub
 from hub.clock import utc_iso
-from hub.users import User
+from hub.services.users import User
 
 router = APIRouter(tags=["feedback"])
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import ValidationError
 
 from hub.api.deps import HubDep, iso, require
-from hub.rules import Rule
-from hub.users import User
+from hub.automation.rules import Rule
+from hub.services.users import User
 
 router = APIRouter(tags=["rules"])
 

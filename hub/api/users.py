@@ -1,6 +1,6 @@
 """/api/users: the admin adds people, changes roles, resets passwords, disables accounts.
 
-Every write goes through :class:`hub.users.Users`, which audits it in the same
+Every write goes through :class:`hub.services.users.Users`, which audits it in the same
 transaction. The web page's forms call the same functions (``add_user`` …).
 """
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from hub.api.deps import HubDep, require
 from hub.app import Hub
-from hub.users import Role, User
+from hub.services.users import Role, User
 
 router = APIRouter(tags=["users"])
 

@@ -28,7 +28,7 @@ from hub.api.deps import iso
 from hub.api.users import UserError, add_user, change_user, reset_password
 from hub.app import Hub
 from hub.errors import AuthError
-from hub.users import ROLES, Role
+from hub.services.users import ROLES, Role
 from hub.web import views
 from hub.web.charts import line_chart
 from hub.web.i18n import LANG_NAMES, LANGS, Translator, pick_lang

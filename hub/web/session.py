@@ -1,7 +1,7 @@
 """Web sessions: the session cookie, CSRF checks on every form, role checks on every page.
 
 A session is a token of the ``tokens`` table (issued and checked by
-:class:`hub.users.Users`, stored hashed), carried in the ``langso_session``
+:class:`hub.services.users.Users`, stored hashed), carried in the ``langso_session``
 cookie: HttpOnly, SameSite=Strict, Secure over https. Every form carries a
 CSRF token: bound to the session (see :func:`hub.api.deps.csrf_token`), or,
 for the sign-in form that comes before any session, a random value also set
@@ -19,7 +19,7 @@ from fastapi import Request, Response
 from hub.api.deps import SESSION_COOKIE, csrf_ok, csrf_token
 from hub.app import Hub
 from hub.errors import AuthError
-from hub.users import Role, User
+from hub.services.users import Role, User
 
 LOGIN_CSRF_COOKIE = "langso_login_csrf"
 LANG_COOKIE = "lang"

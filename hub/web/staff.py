@@ -31,18 +31,18 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from audio.errors import AudioError
-from hub.announcements import (
+from hub.api.announcements import AUDIO_TYPES, stop_broadcast
+from hub.api.rules import add_rule, delete_rule, patch_rule
+from hub.app import Hub
+from hub.automation.rules import Rule
+from hub.broadcast.announcements import (
     Actor,
     AnnouncementError,
     AnnouncementIn,
     AnnouncementPatch,
 )
-from hub.api.announcements import AUDIO_TYPES, stop_broadcast
-from hub.api.rules import add_rule, delete_rule, patch_rule
-from hub.app import Hub
-from hub.rules import Rule
-from hub.schedule import Recurrence, local_naive, to_utc
-from hub.users import Role
+from hub.broadcast.recurrence import Recurrence, local_naive, to_utc
+from hub.services.users import Role
 from hub.web.i18n import Translator
 from hub.web.pages import SCRIPT_KEYS, error_page, hub_of, render, translator
 from hub.web.session import (

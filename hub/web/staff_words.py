@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.rules import (
+from hub.automation.rules import (
     AlertTrigger,
     AnnounceAction,
     ButtonTrigger,
@@ -30,7 +30,7 @@ from hub.rules import (
     StatusTrigger,
     SwitchAction,
 )
-from hub.schedule import canonical_rrule
+from hub.broadcast.recurrence import canonical_rrule
 from hub.web import views
 from hub.web.i18n import Translator
 

@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.discovery import (
+from hub.ingest.discovery import (
     DeviceInfo,
     Message,
     config_topic,

@@ -10,7 +10,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.mqtt import InboundMessage, MqttLink
+from hub.ingest.mqtt import InboundMessage, MqttLink
 from tests.broker import Broker, free_port, wait_port
 from tests.hubtest import hub_settings, wait_for
 

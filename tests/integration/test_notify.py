@@ -23,8 +23,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import ValidationError
 
-from hub.clock import FakeClock
-from hub.notify import (
+from hub.automation.notify import (
     JITTER,
     Delivery,
     DeliveryError,
@@ -34,6 +33,7 @@ from hub.notify import (
     Outbox,
     deliver_now,
 )
+from hub.clock import FakeClock
 from hub.store import Store
 from tests.broker import free_port
 from tests.hubtest import wait_for

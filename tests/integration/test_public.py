@@ -31,8 +31,8 @@ from audio.sinks.file import FileSink
 from hub.api import create_app
 from hub.api import feedback as feedback_api
 from hub.app import build_hub
+from hub.broadcast.recurrence import Recurrence
 from hub.clock import FakeClock
-from hub.schedule import Recurrence
 from hub.settings import Settings
 from hub.web import public
 from hub.web.i18n_public import EN as PUB_EN

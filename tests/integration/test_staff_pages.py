@@ -19,8 +19,8 @@ import pytest
 
 from audio.sinks.null import NullSink
 from hub.api.deps import CSRF_HEADER
+from hub.automation.rules import Rule, load_rules_file
 from hub.clock import FakeClock
-from hub.rules import Rule, load_rules_file
 from hub.web import i18n, i18n_public, i18n_staff
 from hub.web.staff import describe_rrule
 from hub.web.staff_words import Fields, parse_rule_text, picker_fields, picker_rrule, rule_toml

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from hub.api.deps import CSRF_HEADER, SESSION_COOKIE
-from hub.users import hash_token
+from hub.services.users import hash_token
 from hub.web.i18n import CATALOGUE, EN, VI
 from tests.broker import Broker
 from tests.hubtest import PASSWORD, hub_settings, wait_for
@@ -548,7 +548,7 @@ def test_the_catalogue_has_every_key_in_both_languages() -> None:
     assert missing == []
     # Dynamic keys: every status, severity, role, kind and range the pages can show.
     from devices.events import DEVICE_KINDS
-    from hub.users import ROLES
+    from hub.services.users import ROLES
     from hub.web.views import RANGES, STATUSES
 
     for key in [

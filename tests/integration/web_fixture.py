@@ -24,8 +24,8 @@ from hub.api import create_app
 from hub.app import Hub, build_hub
 from hub.bus import Bus
 from hub.clock import Clock, FakeClock
+from hub.services.users import Users
 from hub.settings import Settings
-from hub.users import Users
 from hub.web import mount_web
 from tests.broker import Broker
 from tests.hubtest import PASSWORD, InProcessHub, wait_for

@@ -28,7 +28,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from hub.discovery import (
+from hub.ingest.discovery import (
     DeviceInfo,
     HomeAssistantMirror,
     Message,

@@ -26,11 +26,17 @@ LAZY = {
     "segno": "hub/web/public.py qr_svg(): the first QR code",
     "xml": "hub/web/public.py atom_feed() and segno: the first feed or QR code",
     "prometheus_client": "hub/api/prometheus.py, from hub/api/metrics.py: the first scrape",
-    "smtplib": "hub/notify.py _send_email(): the first mail",
-    "argon2": "hub/users.py _hasher(): the first password hashed or checked",
+    "smtplib": "hub/automation/notify.py _send_email(): the first mail",
+    "argon2": "hub/services/users.py _hasher(): the first password hashed or checked",
 }
 #: The modules that use them: imported at start-up, so the check above means something.
-USERS = ("hub.web.pages", "hub.web.public", "hub.api.metrics", "hub.notify", "hub.users")
+USERS = (
+    "hub.web.pages",
+    "hub.web.public",
+    "hub.api.metrics",
+    "hub.automation.notify",
+    "hub.services.users",
+)
 
 BUILD = """
 import json, sys

@@ -7,7 +7,7 @@ from itertools import count
 from zoneinfo import ZoneInfo
 
 from devices.events import Availability, Reading
-from hub.monitor import AlertChange, Monitor, StatusChange
+from hub.ingest.monitor import AlertChange, Monitor, StatusChange
 from hub.settings import DeviceHealth, HealthSettings, KindHealth, Threshold
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from hub.mqtt import InboundMessage, ProtocolError, split_packets
+from hub.ingest.mqtt import InboundMessage, ProtocolError, split_packets
 
 
 def varlen(n: int) -> bytes:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hub.clock import FakeClock
-from hub.retention import Retention
 from hub.settings import RetentionSettings
 from hub.store import SCHEMA_VERSION, Store
+from hub.store.retention import Retention
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 

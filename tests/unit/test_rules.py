@@ -10,10 +10,17 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devices.events import ButtonPress, Reading
+from hub.automation.rules import (
+    DeviceView,
+    Effects,
+    Rule,
+    RulesEngine,
+    render_template,
+    validate_rule,
+)
 from hub.clock import FakeClock
-from hub.ingest import Stored
-from hub.monitor import StatusChange
-from hub.rules import DeviceView, Effects, Rule, RulesEngine, render_template, validate_rule
+from hub.ingest.monitor import StatusChange
+from hub.ingest.writer import Stored
 from hub.store import Store
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -212,7 +219,7 @@ def test_validation_refuses_what_cannot_work(change: dict[str, Any], reason: str
 
 
 def test_the_shipped_rules_file_validates() -> None:
-    from hub.rules import load_rules_file
+    from hub.automation.rules import load_rules_file
 
     rules = load_rules_file(Path(__file__).resolve().parents[2] / "config" / "rules.toml")
     assert {r.id for r in rules} >= {

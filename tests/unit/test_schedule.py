@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.schedule import Recurrence, in_window, misfire, parse_rrule, window_end
+from hub.broadcast.recurrence import Recurrence, in_window, misfire, parse_rrule, window_end
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -32,11 +32,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from devices.events import ButtonPress, Reading
+from hub.broadcast.recurrence import Recurrence, in_window
 from hub.clock import Clock, utc_iso
 from hub.errors import ConfigError
-from hub.ingest import Stored
-from hub.monitor import AlertChange, Change, StatusChange
-from hub.schedule import Recurrence, in_window
+from hub.ingest.monitor import AlertChange, Change, StatusChange
+from hub.ingest.writer import Stored
 from hub.store import Store
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from typing import Any, Literal, Protocol
 
 from audio.errors import AudioError
 from audio.sinks import Playback, Sink
+from hub.broadcast.recurrence import in_window, window_end
 from hub.clock import Clock
-from hub.schedule import in_window, window_end
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from devices.events import (
     Reading,
 )
 from hub.clock import Clock, utc_iso
-from hub.monitor import AlertChange, Change, Monitor, StatusChange
-from hub.mqtt import InboundMessage
+from hub.ingest.monitor import AlertChange, Change, Monitor, StatusChange
+from hub.ingest.mqtt import InboundMessage
 from hub.settings import Settings
 from hub.store import Store
 

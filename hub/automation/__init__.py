@@ -1,0 +1,1 @@
+"""Automation stage: event rules and the notifications they send."""

@@ -1,0 +1,1 @@
+"""Broadcast stage: announcements, their schedule, the playout."""

@@ -1,0 +1,1 @@
+"""Domain services over the store's repositories, used by the API and the pages."""
