@@ -21,10 +21,11 @@ from hub.broadcast.announcements import Announcements
 from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.clock import Clock, SystemClock, clock_synced
 from hub.errors import ConfigError
+from hub.events import Change, StatusChange, Stored
 from hub.ingest.discovery import DeviceInfo, HomeAssistantMirror
-from hub.ingest.monitor import Change, Monitor, StatusChange
+from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import MqttLink
-from hub.ingest.writer import DeviceRow, Ingest, Stored
+from hub.ingest.writer import DeviceRow, Ingest
 from hub.services.users import Users
 from hub.settings import Settings
 from hub.store import Store

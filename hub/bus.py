@@ -23,8 +23,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 from hub.clock import utc_iso
-from hub.ingest.monitor import AlertChange, Change, StatusChange
-from hub.ingest.writer import Ingest, Stored
+from hub.events import AlertChange, Change, StatusChange, Stored
+from hub.ingest.writer import Ingest
 
 log = logging.getLogger(__name__)
 

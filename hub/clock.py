@@ -80,6 +80,14 @@ def utc_iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
 
 
+def iso(ts: float | datetime | None) -> str | None:
+    """Epoch seconds or an aware datetime as :func:`utc_iso`; None stays None. The one
+    epoch-to-ISO helper: the API, the pages, the feeds and the mirror all use it."""
+    if ts is None:
+        return None
+    return utc_iso(ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC))
+
+
 @functools.cache
 def _libc() -> Any:
     """find_library() runs `ldconfig -p` in a subprocess (~1.5 ms, a fork of the hub):

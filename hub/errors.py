@@ -21,3 +21,39 @@ class StoreError(HubError, RuntimeError):
 
 class AuthError(HubError, PermissionError):
     """Wrong credentials, expired token or missing role."""
+
+
+# Domain errors: the services raise these, never an HTTP status. The API and the pages
+# map them to a status in one place (hub/api/errors.py); each also subclasses a builtin.
+
+
+class Invalid(HubError, ValueError):
+    """The request is understood but wrong: a field, a time, a zone (422)."""
+
+
+class NotFound(HubError, LookupError):
+    """No such thing, or not visible to this caller (404)."""
+
+
+class Conflict(HubError, RuntimeError):
+    """The thing is in a state that refuses the change: cancelled, already approved (409)."""
+
+
+class Forbidden(HubError, PermissionError):
+    """Allowed to ask, not allowed to do: a second person must approve, a role is short (403)."""
+
+
+class TooLarge(HubError, ValueError):
+    """An upload or body over its limit (413)."""
+
+
+class Unsupported(HubError, ValueError):
+    """A file of a kind the hub cannot read (415)."""
+
+
+class Throttled(HubError, RuntimeError):
+    """Too many attempts; ``retry_after`` seconds until the next one is heard (429)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import smtplib
 
     # hub.monitor imports hub.settings, which imports this module
-    from hub.ingest.monitor import AlertChange
+    from hub.events import AlertChange
     from hub.store import Store
 
 log = logging.getLogger(__name__)

@@ -35,8 +35,7 @@ from devices.events import ButtonPress, Reading
 from hub.broadcast.recurrence import Recurrence, in_window
 from hub.clock import Clock, utc_iso
 from hub.errors import ConfigError
-from hub.ingest.monitor import AlertChange, Change, StatusChange
-from hub.ingest.writer import Stored
+from hub.events import AlertChange, Change, StatusChange, Stored
 from hub.store import Store
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from audio.render import Rendered, RenderSpec, render
 from audio.tts import TTSEngine
-from hub.broadcast.playout import Broadcast, Job, Playout, PlayoutState
+from hub.broadcast.playout import Job, Playout, PlayoutState
 from hub.broadcast.recurrence import Recurrence, canonical_rrule, local_naive, misfire
 from hub.clock import Clock, utc_iso
+from hub.events import Broadcast
 from hub.settings import Settings
 from hub.store import Store
 

@@ -26,12 +26,12 @@ from audio.errors import AudioError
 from audio.sinks import Playback, Sink
 from hub.broadcast.recurrence import in_window, window_end
 from hub.clock import Clock
+from hub.events import Broadcast, BroadcastStatus, Priority
 
 log = logging.getLogger(__name__)
 
-Priority = Literal["normal", "high", "emergency"]
 RANK: dict[str, int] = {"emergency": 0, "high": 1, "normal": 2}
-Status = Literal["played", "missed", "preempted", "failed", "cancelled"]
+Status = BroadcastStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +49,6 @@ class Job:
     @property
     def rank(self) -> tuple[int, datetime]:
         return (RANK[self.priority], self.scheduled_for)
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """A line of the playout log (the as-run report)."""
-
-    announcement_id: str
-    scheduled_for: datetime
-    status: Status
-    zones: tuple[str, ...]
-    priority: Priority
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

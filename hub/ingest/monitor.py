@@ -13,13 +13,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from devices.events import Availability, Reading
+from hub.events import AlertChange, Change, DeviceStatus, StatusChange
 from hub.settings import HealthSettings, Threshold
 
-Status = Literal["online", "degraded", "offline", "unknown"]
+__all__ = ["AlertChange", "Change", "Monitor", "StatusChange"]
+
+Status = DeviceStatus
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -27,33 +29,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    device_id: str
-    kind: str
-    status: Status
-    previous: Status
-    at: float
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class AlertChange:
-    """An alert raised or cleared; ``id`` names one incident from raise to clear."""
-
-    id: str
-    device_id: str
-    rule: str
-    severity: str
-    state: Literal["raised", "cleared"]
-    message: str
-    raised_at: float
-    cleared_at: float | None = None
-
-
-Change = StatusChange | AlertChange
 
 
 @dataclass(slots=True)

@@ -38,7 +38,8 @@ from devices.events import (
     Reading,
 )
 from hub.clock import Clock, utc_iso
-from hub.ingest.monitor import AlertChange, Change, Monitor, StatusChange
+from hub.events import AlertChange, Change, StatusChange, Stored
+from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import InboundMessage
 from hub.settings import Settings
 from hub.store import Store
@@ -59,15 +60,6 @@ def _compact_json(value: object) -> str:
     # orjson: a twelfth of the time of json's encoder, whose float formatting was 16 % of
     # the writer's CPU. Compact, UTF-8 as is; the values are finite (the adapters see to it).
     return orjson.dumps(value).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """A decoded event as committed, handed to listeners (rules, the live stream)."""
-
-    event: Event
-    received_at: float
-    topic: str
 
 
 @dataclass(slots=True)

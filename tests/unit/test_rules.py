@@ -19,8 +19,8 @@ from hub.automation.rules import (
     validate_rule,
 )
 from hub.clock import FakeClock
+from hub.events import Stored
 from hub.ingest.monitor import StatusChange
-from hub.ingest.writer import Stored
 from hub.store import Store
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
