@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from devices.adapters import ADAPTER_NAMES
 from devices.events import DEVICE_KINDS
-from hub.automation.notify import NotifySettings
+from hub.automation.notify_settings import NotifySettings
 from hub.errors import ConfigError
 
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"

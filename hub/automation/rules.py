@@ -7,38 +7,76 @@ incident from the moment it raises to the moment it clears: actions fire once wh
 it raises, "clear" actions (a cancellation announcement, an all-clear message) once
 when it clears, and a cooldown keeps a flapping sensor from raising again at once.
 
-Threads: ``observe`` and ``tick`` run in the ingest writer thread (as the monitor
-does); actions are handed over without blocking it (announcements render in their
-own worker, notifications queue, a relay switches in microseconds).
+The language is in ``rule_model.py``, the actions in ``actions.py``, the stored rules
+and firings in ``hub/store/rules.py``; the staff edit rules through ``rule_book.py``.
+
+Threads: ``observe`` (:meth:`RulesEngine.on_messages`), ``tick`` and ``reload`` run in the
+ingest writer thread (as the monitor does); actions are handed over without blocking it.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import operator
-import re
-import string
-import tomllib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from devices.events import ButtonPress, Reading
+from hub.automation.actions import DeviceView, Effects, perform
+from hub.automation.rule_model import (
+    AlertTrigger,
+    AnnounceAction,
+    ButtonTrigger,
+    Conditions,
+    MetricTrigger,
+    NotifyAction,
+    PublishAction,
+    Rule,
+    ScheduleTrigger,
+    StatusTrigger,
+    SwitchAction,
+    load_rules_file,
+    validate_rule,
+)
+from hub.automation.templates import render_template, value_text
 from hub.broadcast.recurrence import Recurrence, in_window
 from hub.clock import Clock, utc_iso
-from hub.errors import ConfigError
-from hub.events import AlertChange, Change, StatusChange, Stored
+from hub.events import AlertChange, Change, MessagesStored, StatusChange, Stored
 from hub.store import Store
+from hub.store import rules as repo
+
+# The engine, and the names hub/app.py and hub/web/ import from here (the rule language
+# itself is rule_model's: new code imports it from there).
+__all__ = [
+    "PRERENDER_MAX",
+    "AlertTrigger",
+    "AnnounceAction",
+    "ButtonTrigger",
+    "Conditions",
+    "DeviceView",
+    "Effects",
+    "MetricTrigger",
+    "NotifyAction",
+    "PublishAction",
+    "Rule",
+    "RulesEngine",
+    "ScheduleTrigger",
+    "StatusTrigger",
+    "SwitchAction",
+    "load_rules_file",
+]
 
 log = logging.getLogger(__name__)
+
+#: Emergency texts rendered ahead at most per pass (about 0.5 s of CPU each).
+PRERENDER_MAX = 120
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -46,257 +84,6 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-
-
-class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- the rule language ---------------------------------------------------------------------
-
-
-class MetricTrigger(_M):
-    type: Literal["metric"]
-    metric: str = Field(min_length=1, max_length=64, description="e.g. water_level_cm")
-    op: Literal[">", ">=", "<", "<="]
-    value: float
-    for_s: float = Field(0, ge=0, le=86_400, description="Must hold this long, both ways.")
-    hysteresis: float = Field(
-        0, ge=0, description="Clears only once the value is this far back past the limit."
-    )
-
-
-class StatusTrigger(_M):
-    type: Literal["status"]
-    status: Literal["online", "degraded", "offline"]
-    for_s: float = Field(0, ge=0, le=7 * 86_400)
-
-
-class AlertTrigger(_M):
-    type: Literal["alert"]
-    rule: str | None = Field(None, description="Monitor rule (offline, cpu_pct>90…); any.")
-    severity: Literal["warning", "critical"] | None = None
-
-
-class ButtonTrigger(_M):
-    type: Literal["button"]
-    action: Literal["emergency", "stop", "announce"]
-
-
-class ScheduleTrigger(_M):
-    type: Literal["schedule"]
-    start: datetime = Field(description="First time, village time (no offset).")
-    rrule: str | None = Field(None, max_length=500)
-
-
-Trigger = Annotated[
-    MetricTrigger | StatusTrigger | AlertTrigger | ButtonTrigger | ScheduleTrigger,
-    Field(discriminator="type"),
-]
-
-
-class Conditions(_M):
-    devices: list[str] = Field(default_factory=list, description="Device ids or globs.")
-    kinds: list[str] = Field(default_factory=list, description="Device kinds.")
-    zones: list[str] = Field(default_factory=list, description="Zones the device stands in.")
-    during: str | None = Field(None, pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
-
-
-class AnnounceAction(_M):
-    type: Literal["announce"]
-    template: str = Field(min_length=1, max_length=2000)
-    title: str = Field("Cảnh báo", max_length=200)
-    priority: Literal["normal", "high", "emergency"] = "emergency"
-    category: Literal["notice", "news", "meeting", "emergency"] = "emergency"
-    zones: list[str] = Field(default_factory=lambda: ["all"])
-    repeat: int = Field(1, ge=1, le=5)
-    clear_template: str | None = Field(None, max_length=2000, description="Said when it clears.")
-
-
-class NotifyAction(_M):
-    type: Literal["notify"]
-    to: list[str] = Field(min_length=1, description="Notification groups or channels.")
-    title: str = Field("Làng Số Hub", max_length=200)
-    template: str = Field(min_length=1, max_length=2000)
-    clear_template: str | None = Field(None, max_length=2000)
-
-
-class SwitchAction(_M):
-    type: Literal["switch"]
-    output: str
-    duration_s: float = Field(60, gt=0, le=3600)
-
-
-class PublishAction(_M):
-    type: Literal["publish"]
-    topic: str = Field(min_length=1, max_length=200)
-    payload: str = Field("", max_length=4096)
-    retain: bool = False
-    qos: Literal[0, 1] = 1
-
-
-Action = Annotated[
-    AnnounceAction | NotifyAction | SwitchAction | PublishAction, Field(discriminator="type")
-]
-
-
-class Rule(_M):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: str = Field(min_length=1, max_length=200)
-    enabled: bool = True
-    trigger: Trigger
-    conditions: Conditions = Field(default_factory=Conditions)
-    actions: list[Action] = Field(min_length=1, max_length=10)
-    cooldown_s: float = Field(600, ge=0, le=7 * 86_400)
-    vars: dict[str, str | float] = Field(default_factory=dict, description="For templates.")
-
-    @field_validator("vars")
-    @classmethod
-    def _vars(cls, v: dict[str, str | float]) -> dict[str, str | float]:
-        for k in v:
-            if not re.match(r"^[a-z_][a-z0-9_]*$", k):
-                raise ValueError(f"vars: {k!r} is not a plain lower-case name")
-        return v
-
-
-# --- templates -------------------------------------------------------------------------------
-
-
-class _SafeFormatter(string.Formatter):
-    """str.format without the sandbox escapes: no ``_private`` attributes, no indexing."""
-
-    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        if "[" in field_name or any(p.startswith("_") for p in field_name.split(".")):
-            raise ValueError(f"placeholder {{{field_name}}} is not allowed")
-        return super().get_field(field_name, args, kwargs)
-
-
-_FORMATTER = _SafeFormatter()
-#: Emergency texts rendered ahead at most per pass (about 0.5 s of CPU each).
-PRERENDER_MAX = 120
-
-PLACEHOLDERS = (
-    "device.id",
-    "device.name",
-    "device.kind",
-    "value",
-    "metric",
-    "status",
-    "level",
-    "rule.name",
-    "time",
-    "state",
-    "vars",
-)
-
-
-def render_template(template: str, ctx: Mapping[str, Any]) -> str:
-    try:
-        return _FORMATTER.vformat(template, (), ctx)
-    except (KeyError, AttributeError) as e:
-        raise ValueError(
-            f"unknown placeholder {e}; use {', '.join(PLACEHOLDERS)} or a name from vars"
-        ) from None
-    except (IndexError, ValueError) as e:
-        raise ValueError(f"template: {e}") from None
-
-
-def _value_text(v: float | None) -> str:
-    if v is None:
-        return ""
-    return f"{v:g}".replace(".", ",")  # Vietnamese decimal comma: 1,5 m
-
-
-def sample_context(rule: Rule) -> dict[str, Any]:
-    dev = SimpleNamespace(id="wl-01", name="Cầu Đông", kind="sensor")
-    return {
-        "device": dev,
-        "value": "182",
-        "metric": "water_level_cm",
-        "status": "offline",
-        "rule": SimpleNamespace(name=rule.name, id=rule.id),
-        "time": "19:30",
-        "state": "raised",
-        "level": str(rule.vars.get("level", "")),
-        **{k: str(v) for k, v in rule.vars.items()},
-    }
-
-
-def validate_rule(
-    rule: Rule, *, groups: Mapping[str, Sequence[str]], outputs: Sequence[str], zones: Sequence[str]
-) -> None:
-    """Cross-field checks: templates render, groups, outputs and zones exist."""
-    ctx = sample_context(rule)
-    for i, a in enumerate(rule.actions):
-        where = f"actions.{i}"
-        for name in ("template", "clear_template", "topic", "payload"):
-            t = getattr(a, name, None)
-            if t:
-                try:
-                    render_template(t, ctx)
-                except ValueError as e:
-                    raise ValueError(f"{where}.{name}: {e}") from None
-        if isinstance(a, NotifyAction):
-            bad = [g for g in a.to if g not in groups]
-            if bad:
-                raise ValueError(
-                    f"{where}.to: no notification group or channel {bad[0]!r} "
-                    f"(known: {', '.join(sorted(groups)) or 'none'})"
-                )
-        if isinstance(a, SwitchAction) and a.output not in outputs:
-            raise ValueError(
-                f"{where}.output: no output {a.output!r} "
-                f"(gpio.outputs: {', '.join(outputs) or 'none'})"
-            )
-        if isinstance(a, AnnounceAction):
-            bad = [z for z in a.zones if z != "all" and z not in zones]
-            if bad:
-                raise ValueError(f"{where}.zones: unknown zone {bad[0]!r}")
-    if isinstance(rule.trigger, ScheduleTrigger):
-        try:
-            Recurrence(rule.trigger.start.replace(tzinfo=None), UTC, rule.trigger.rrule)
-        except ValueError as e:
-            raise ValueError(f"trigger: {e}") from None
-
-
-def load_rules_file(path: Path) -> list[Rule]:
-    """Rules from TOML (``[[rules]]`` tables); ConfigError as ``file: key: reason``."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", "no such file (rules_file)") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(path), "(syntax)", str(e)) from None
-    rules = []
-    for i, raw in enumerate(data.get("rules", [])):
-        try:
-            rules.append(Rule.model_validate(raw))
-        except ValidationError as e:
-            err = e.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(str(path), f"rules.{i}.{key}", err["msg"]) from None
-    extra = set(data) - {"rules"}
-    if extra:
-        raise ConfigError(str(path), sorted(extra)[0], "unknown key (only [[rules]])")
-    ids = [r.id for r in rules]
-    dup = {x for x in ids if ids.count(x) > 1}
-    if dup:
-        raise ConfigError(str(path), "rules", f"rule id {sorted(dup)[0]!r} is used twice")
-    return rules
-
-
-# --- the engine --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Firing:
-    rule_id: str
-    device_id: str | None
-    state: Literal["raised", "cleared"]
-    incident: str
-    at: datetime
-    cause: dict[str, Any]
-    context: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -310,27 +97,6 @@ class _Incident:
     announcement: str | None = None
     suppressed: int = 0
     fired: bool = False
-
-
-@dataclass
-class DeviceView:
-    id: str
-    name: str
-    kind: str
-    zone: str | None = None
-
-
-@dataclass
-class Effects:
-    """What actions do, injected by the composition root (and by tests)."""
-
-    announce: Callable[[dict[str, Any], str], str | None]
-    notify: Callable[[Sequence[str], dict[str, Any]], list[str]]
-    switch: Callable[[str, float], None]
-    publish: Callable[[str, bytes, bool, int], None]
-    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    outputs: Sequence[str] = ()
-    zones: Sequence[str] = ()
 
 
 class RulesEngine:
@@ -364,23 +130,21 @@ class RulesEngine:
         with self.store.transaction() as conn:
             for r in rules:
                 self.validate(r)
-                conn.execute(
-                    "INSERT INTO rules(id, definition, source, created_by, updated_at)"
-                    " VALUES (?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-                    (r.id, r.model_dump_json(), "config", "config", now),
+                repo.insert(
+                    conn, r.id, r.model_dump_json(), source="config", created_by="config", at=now
                 )
 
     def validate(self, rule: Rule) -> None:
+        """The cross-field checks against this hub's groups, outputs and zones (ValueError)."""
         validate_rule(
             rule, groups=self.effects.groups, outputs=self.effects.outputs, zones=self.effects.zones
         )
 
     def reload(self) -> None:
-        rows = self.store.query("SELECT definition FROM rules")
         rules = {}
-        for row in rows:
+        for row in repo.every(self.store.connection()):
             try:
-                r = Rule.model_validate_json(row["definition"])
+                r = Rule.model_validate_json(row.definition)
             except ValidationError:
                 log.exception("a stored rule no longer validates; skipped")
                 continue
@@ -403,6 +167,10 @@ class RulesEngine:
         return Recurrence(t.start.replace(tzinfo=None), self.tz, t.rrule)
 
     # -- inputs (writer thread) -------------------------------------------------------------
+    def on_messages(self, ev: MessagesStored) -> None:
+        """A committed batch, from the dispatcher (writer thread, after the commit)."""
+        self.observe(list(ev.stored), list(ev.changes))
+
     def observe(self, stored: Sequence[Stored], changes: Sequence[Change]) -> None:
         now = self.clock.now().timestamp()
         for s in stored:
@@ -581,6 +349,7 @@ class RulesEngine:
     def context(
         self, rule: Rule, dev: str | None, cause: Mapping[str, Any], now: float
     ) -> dict[str, Any]:
+        """What a firing's templates are filled from."""
         d = self._device(dev) if dev else None
         device = SimpleNamespace(
             id=dev or "", name=(d.name if d else dev) or "", kind=d.kind if d else ""
@@ -589,7 +358,7 @@ class RulesEngine:
         value = cause.get("value")
         return {
             "device": device,
-            "value": _value_text(value) if isinstance(value, int | float) else str(value or ""),
+            "value": value_text(value) if isinstance(value, int | float) else str(value or ""),
             "metric": cause.get("metric", ""),
             "status": cause.get("status", ""),
             "rule": SimpleNamespace(name=rule.name, id=rule.id),
@@ -611,75 +380,34 @@ class RulesEngine:
         results: list[str] = []
         for a in rule.actions:
             try:
-                results.append(self._act(a, rule, state, st, ctx))
+                line, made = perform(
+                    self.effects,
+                    a,
+                    rule.id,
+                    state,
+                    incident=st.incident or "",
+                    corrects=st.announcement,
+                    ctx=ctx,
+                )
             except Exception as e:  # one broken action never stops the others
                 log.exception("rule %s action %s failed", rule.id, a.type)
                 results.append(f"{a.type}: failed: {type(e).__name__}: {e}")
+                continue
+            if state == "raised" and isinstance(a, AnnounceAction):
+                st.announcement = made  # the clearing announcement corrects this one
+            results.append(line)
         self.firings += 1
         with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO rule_firings(rule_id, device_id, state, incident, at, cause,"
-                " actions) VALUES (?,?,?,?,?,?,?)",
-                (
-                    rule.id,
-                    dev,
-                    state,
-                    st.incident or "",
-                    now,
-                    json.dumps(cause, ensure_ascii=False, default=str),
-                    json.dumps(results, ensure_ascii=False),
-                ),
+            repo.add_firing(
+                conn,
+                rule_id=rule.id,
+                device_id=dev,
+                state=state,
+                incident=st.incident or "",
+                at=now,
+                cause=cause,
+                actions=results,
             )
-
-    def _act(self, a: Any, rule: Rule, state: str, st: _Incident, ctx: Mapping[str, Any]) -> str:
-        e = self.effects
-        raised = state == "raised"
-        if isinstance(a, AnnounceAction):
-            template = a.template if raised else a.clear_template
-            if template is None:
-                return "announce: nothing to say when it clears"
-            body = {
-                "title": a.title if raised else f"{a.title} (đã qua)",
-                "text": render_template(template, ctx),
-                "category": a.category if raised else "notice",
-                "priority": a.priority if raised else "high",
-                "zones": a.zones,
-                "repeat": a.repeat,
-            }
-            if not raised and st.announcement:
-                body["corrects"] = st.announcement
-            aid = e.announce(body, f"rule:{rule.id}")
-            if raised:
-                st.announcement = aid
-            return f"announce: {aid or 'queued'}"
-        if isinstance(a, NotifyAction):
-            template = (
-                a.template
-                if raised
-                else (a.clear_template or f"Đã trở lại bình thường: {a.template}")
-            )
-            sent = e.notify(
-                a.to,
-                {
-                    "incident": st.incident or "",
-                    "title": a.title,
-                    "body": render_template(template, ctx),
-                    "state": state,
-                    "severity": "critical" if rule.actions and raised else "info",
-                },
-            )
-            return f"notify: {', '.join(sent) or 'no channel configured'}"
-        if isinstance(a, SwitchAction):
-            if not raised:
-                return "switch: nothing to do when it clears"
-            e.switch(a.output, a.duration_s)
-            return f"switch: {a.output} on for {a.duration_s:g} s"
-        if isinstance(a, PublishAction):
-            topic = render_template(a.topic, ctx)
-            payload = render_template(a.payload, ctx)
-            e.publish(topic, payload.encode(), a.retain, a.qos)
-            return f"publish: {topic}"
-        raise TypeError(type(a).__name__)
 
     # -- pre-rendering ---------------------------------------------------------------------
     def emergency_texts(self, devices: Sequence[DeviceView]) -> list[dict[str, Any]]:

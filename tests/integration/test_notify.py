@@ -23,18 +23,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import ValidationError
 
-from hub.automation.notify import (
-    JITTER,
-    Delivery,
-    DeliveryError,
-    Notification,
-    Notifier,
-    NotifySettings,
-    Outbox,
-    deliver_now,
-)
+from hub.automation.channels import DeliveryError, deliver_now
+from hub.automation.notification import Notification
+from hub.automation.notify import JITTER, Delivery, Notifier
+from hub.automation.notify_settings import NotifySettings
 from hub.clock import FakeClock
 from hub.store import Store
+from hub.store.outbox import Outbox
 from tests.broker import free_port
 from tests.hubtest import wait_for
 

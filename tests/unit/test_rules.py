@@ -10,17 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devices.events import ButtonPress, Reading
-from hub.automation.rules import (
-    DeviceView,
-    Effects,
-    Rule,
-    RulesEngine,
-    render_template,
-    validate_rule,
-)
+from hub.automation.actions import DeviceView, Effects
+from hub.automation.rule_model import Rule, validate_rule
+from hub.automation.rules import RulesEngine
+from hub.automation.templates import render_template
 from hub.clock import FakeClock
-from hub.events import Stored
-from hub.ingest.monitor import StatusChange
+from hub.events import StatusChange, Stored
 from hub.store import Store
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -219,7 +214,7 @@ def test_validation_refuses_what_cannot_work(change: dict[str, Any], reason: str
 
 
 def test_the_shipped_rules_file_validates() -> None:
-    from hub.automation.rules import load_rules_file
+    from hub.automation.rule_model import load_rules_file
 
     rules = load_rules_file(Path(__file__).resolve().parents[2] / "config" / "rules.toml")
     assert {r.id for r in rules} >= {
