@@ -1,17 +1,22 @@
-"""POST /api/auth/token: OAuth2 password form -> bearer token, with sign-in throttling."""
+"""POST /api/auth/token: OAuth2 password form -> bearer token, through the accounts service.
+
+The sign-in throttle lives in :meth:`hub.services.users.Users.sign_in`, shared with the web
+page's sign-in; too many failures raise ``Throttled`` (429 with Retry-After, mapped in
+hub/api/errors.py). :class:`Throttle` is that limiter in the shape ``app.state.throttle``
+and hub/web/pages.py still use.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from hub.api.deps import HubDep
+from hub.api.deps import HubDep, client_address
 from hub.errors import AuthError
+from hub.ratelimit import RateLimiter
 
 router = APIRouter(tags=["auth"])
 
@@ -21,56 +26,33 @@ class Token(BaseModel):
     token_type: str = "bearer"
 
 
-class Throttle:
-    """Failed sign-ins per (user name, address) in a sliding window; in memory."""
-
-    def __init__(self) -> None:
-        self._fails: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def blocked(self, key: tuple[str, str], now: float, limit: int, window: float) -> float:
-        with self._lock:
-            q = self._fails[key]
-            while q and q[0] <= now - window:
-                q.popleft()
-            return (q[0] + window - now) if len(q) >= limit else 0.0
-
-    def fail(self, key: tuple[str, str], now: float) -> None:
-        with self._lock:
-            self._fails[key].append(now)
-
-    def reset(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._fails.pop(key, None)
-
-
 @router.post("/api/auth/token", response_model=Token)
 def token(
     request: Request, hub: HubDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
-    throttle = _throttle(request)
-    http = hub.settings.http
-    now = hub.clock.monotonic()
-    key = (form.username.lower(), request.client.host if request.client else "?")
-    wait = throttle.blocked(key, now, http.login_attempts, http.login_window_s)
-    if wait > 0:
-        raise HTTPException(
-            429,
-            f"too many failed sign-ins; try again in {wait:.0f} s",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
     try:
-        user = hub.users.authenticate(form.username, form.password)
+        access = hub.users.sign_in(form.username, form.password, address=client_address(request))
     except AuthError as e:
-        throttle.fail(key, now)
         raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
-    throttle.reset(key)
-    access = hub.users.issue_token(
-        user, now=hub.clock.now().timestamp(), ttl_s=http.token_ttl_h * 3600
-    )
     return Token(access_token=access)
 
 
-def _throttle(request: Request) -> Throttle:
-    t: Throttle = request.app.state.throttle
-    return t
+class Throttle:
+    """Failed sign-ins per (user name, address) on a :class:`RateLimiter` made at the first
+    check with the limit the caller gives."""
+
+    def __init__(self) -> None:
+        self._limiter: RateLimiter | None = None
+
+    def blocked(self, key: tuple[str, str], now: float, limit: int, window: float) -> float:
+        if self._limiter is None:
+            self._limiter = RateLimiter(limit, window)
+        return self._limiter.wait("\x00".join(key), now)
+
+    def fail(self, key: tuple[str, str], now: float) -> None:
+        if self._limiter is not None:
+            self._limiter.add("\x00".join(key), now)
+
+    def reset(self, key: tuple[str, str]) -> None:
+        if self._limiter is not None:
+            self._limiter.reset("\x00".join(key))

@@ -1,4 +1,5 @@
-"""API plumbing: the hub from app.state, the signed-in user and role checks, time parameters."""
+"""API plumbing: the hub from app.state, the signed-in user and role checks, time parameters,
+the client's address."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from hub.app import Hub
-from hub.clock import utc_iso
+
+# The one epoch-to-ISO helper, under the name the route modules import it by.
+from hub.clock import iso as iso
 from hub.errors import AuthError
 from hub.services.users import Role, User
 
@@ -104,7 +107,21 @@ def parse_time(value: str | None, name: str, tz: tzinfo = UTC) -> float | None:
     return dt.timestamp()
 
 
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return utc_iso(datetime.fromtimestamp(ts, UTC))
+def client_address(request: Request) -> str:
+    """Who sent the request, as the throttles key it (never stored as it is)."""
+    return request.client.host if request.client else "?"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or 413 past ``limit`` bytes (declared or streamed)."""
+    length = request.headers.get("content-length")
+    too_big = HTTPException(413, f"the body is larger than {limit} bytes")
+    if length and length.isdigit() and int(length) > limit:
+        raise too_big
+    size, chunks = 0, []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,4 +1,9 @@
-"""Users, roles and bearer tokens: passwords hashed with Argon2id, tokens stored as hashes."""
+"""Accounts service: users, roles, sign-in (throttled) and tokens, for the API and the pages.
+
+Passwords are hashed with Argon2id, tokens stored as SHA-256 hashes; every write is
+audited in its own transaction. Called from API worker threads and the pages' thread
+pool (Argon2 blocks for a good part of a second: never on the event loop).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,59 @@ import hashlib
 import re
 import secrets
 import sqlite3
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from hub.errors import AuthError
+from hub.clock import Clock, SystemClock
+from hub.errors import AuthError, Conflict, HubError, Invalid, NotFound, Throttled
+from hub.ratelimit import RateLimiter
+from hub.settings import HttpSettings
 from hub.store import Store
+from hub.store import users as repo
+from hub.store.users import ROLES, Role, User
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
 
-Role = Literal["admin", "head", "technician"]
-ROLES: tuple[Role, ...] = ("admin", "head", "technician")
+__all__ = [
+    "MIN_PASSWORD",
+    "ROLES",
+    "USERNAME_PATTERN",
+    "AccountConflict",
+    "AccountError",
+    "AccountInvalid",
+    "AccountMissing",
+    "Role",
+    "User",
+    "Users",
+    "check_password_strength",
+    "hash_token",
+]
+
+MIN_PASSWORD = 10
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$"
+
+#: Why an account change was refused; the pages say it in words as ``users.err.<reason>``.
+Reason = Literal["exists", "short", "easy", "name", "invalid", "missing", "last_admin"]
+
+
+class AccountError(HubError):
+    """A refused change to an account, with its :data:`Reason`."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class AccountInvalid(AccountError, Invalid):
+    """A user name, role or password that is not accepted (422)."""
+
+
+class AccountConflict(AccountError, Conflict):
+    """The name is taken, or the change would leave no enabled admin (409)."""
+
+
+class AccountMissing(AccountError, NotFound):
+    """No such user (404)."""
 
 
 @functools.cache
@@ -39,186 +86,194 @@ def _dummy_hash() -> str:
     return _hasher().hash(secrets.token_urlsafe(16))
 
 
-MIN_PASSWORD = 10
-USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$"
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: int
-    username: str
-    role: Role
-    disabled: bool
-
-    def has(self, *roles: Role) -> bool:
-        """admin may do everything; others only what their role names."""
-        return self.role == "admin" or self.role in roles
-
-
 def check_password_strength(password: str, username: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"password too short: at least {MIN_PASSWORD} characters")
+        raise AccountInvalid("short", f"password too short: at least {MIN_PASSWORD} characters")
     if password.lower() == username.lower() or password.lower() in {"1234567890", "password12"}:
-        raise ValueError("password too easy to guess")
+        raise AccountInvalid("easy", "password too easy to guess")
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _role(value: str) -> Role:
+    for role in ROLES:
+        if value == role:
+            return role
+    raise AccountInvalid("invalid", f"role must be one of {', '.join(ROLES)}")
+
+
 class Users:
-    def __init__(self, store: Store) -> None:
+    """The accounts of one hub. ``http`` gives the sign-in throttle (failed sign-ins per
+    user name and address, shared by the API and the pages) and the tokens' lifetime;
+    ``clock`` its time. Without them (the ``langso user`` commands): the defaults."""
+
+    def __init__(
+        self, store: Store, *, http: HttpSettings | None = None, clock: Clock | None = None
+    ) -> None:
         self.store = store
+        self.http = http or HttpSettings()
+        self.clock: Clock = clock or SystemClock()
+        self.throttle = RateLimiter(
+            self.http.login_attempts, self.http.login_window_s, clock=self.clock.monotonic
+        )
 
-    def add(self, username: str, role: str, password: str, *, actor: str, now: float) -> User:
-        if not re.match(USERNAME_PATTERN, username):
-            raise ValueError("user name: 2-32 letters, digits, '.', '_' or '-'")
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        check_password_strength(password, username)
-        pw_hash = _hasher().hash(password)
-        with self.store.transaction() as conn:
-            try:
-                cur = conn.execute(
-                    "INSERT INTO users(username, role, password_hash, created_at, updated_at)"
-                    " VALUES (?,?,?,?,?)",
-                    (username, role, pw_hash, now, now),
-                )
-            except sqlite3.IntegrityError:
-                raise ValueError(f"user {username!r} already exists") from None
-            self.store.audit(
-                conn, ts=now, actor=actor, action="user.add", target=username, detail={"role": role}
+    # -- sign-in and tokens --------------------------------------------------------------
+    def sign_in(self, username: str, password: str, *, address: str) -> str:
+        """A new token for the right password. :class:`Throttled` after too many failures
+        for this name from this address; :class:`AuthError` for a wrong password."""
+        key = f"{username.lower()}\x00{address}"
+        wait = self.throttle.wait(key)
+        if wait > 0:
+            raise Throttled(
+                f"too many failed sign-ins; try again in {wait:.0f} s", retry_after=int(wait) + 1
             )
-        return User(int(cur.lastrowid or 0), username, role, False)
-
-    def count(self, role: str | None = None) -> int:
-        if role:
-            row = self.store.one("SELECT count(*) FROM users WHERE role=?", (role,))
-        else:
-            row = self.store.one("SELECT count(*) FROM users")
-        return int(row[0]) if row else 0
+        try:
+            user = self.authenticate(username, password)
+        except AuthError:
+            self.throttle.add(key)
+            raise
+        self.throttle.reset(key)
+        return self.issue_token(
+            user, now=self.clock.now().timestamp(), ttl_s=self.http.token_ttl_h * 3600
+        )
 
     def authenticate(self, username: str, password: str) -> User:
         from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-        row = self.store.one(
-            "SELECT id, username, role, password_hash, disabled FROM users WHERE username=?",
-            (username,),
-        )
-        if row is None:
+        found = repo.credentials(self.store.connection(), username)
+        if found is None:
             with contextlib.suppress(VerificationError):
                 _hasher().verify(_dummy_hash(), password)
             raise AuthError("wrong user name or password")
         try:
-            _hasher().verify(row["password_hash"], password)
+            _hasher().verify(found.password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise AuthError("wrong user name or password") from None
-        if row["disabled"]:
+        if found.user.disabled:
             raise AuthError("this account is disabled")
-        return User(row["id"], row["username"], row["role"], False)
+        return found.user
 
     def issue_token(self, user: User, *, now: float, ttl_s: float) -> str:
         token = secrets.token_urlsafe(32)
         with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO tokens(token_hash, user_id, created_at, expires_at) VALUES (?,?,?,?)",
-                (hash_token(token), user.id, now, now + ttl_s),
-            )
+            repo.insert_token(conn, hash_token(token), user.id, now, now + ttl_s)
             # Expired tokens go as new ones come: the table stays small without a sweeper.
-            conn.execute("DELETE FROM tokens WHERE expires_at < ?", (now,))
+            repo.delete_expired_tokens(conn, now)
             self.store.audit(conn, ts=now, actor=user.username, action="auth.token")
         return token
 
     def from_token(self, token: str, *, now: float) -> User:
-        row = self.store.one(
-            "SELECT u.id, u.username, u.role, u.disabled FROM tokens t JOIN users u"
-            " ON u.id = t.user_id WHERE t.token_hash=? AND t.revoked=0 AND t.expires_at > ?",
-            (hash_token(token), now),
-        )
-        if row is None or row["disabled"]:
+        user = repo.token_user(self.store.connection(), hash_token(token), now)
+        if user is None or user.disabled:
             raise AuthError("invalid or expired token")
-        return User(row["id"], row["username"], row["role"], False)
-
-    # -- administration (the admin's web page and /api/users); every write is audited -----
-    def get(self, user_id: int) -> User | None:
-        row = self.store.one(
-            "SELECT id, username, role, disabled FROM users WHERE id=?", (user_id,)
-        )
-        if row is None:
-            return None
-        return User(row["id"], row["username"], row["role"], bool(row["disabled"]))
-
-    def list_users(self) -> list[User]:
-        rows = self.store.query("SELECT id, username, role, disabled FROM users ORDER BY username")
-        return [User(r["id"], r["username"], r["role"], bool(r["disabled"])) for r in rows]
-
-    def set_role(self, user_id: int, role: str, *, actor: str, now: float) -> User:
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
-        with self.store.transaction() as conn:
-            row = conn.execute("SELECT username, role FROM users WHERE id=?", (user_id,)).fetchone()
-            if row is None:
-                raise KeyError(user_id)
-            conn.execute("UPDATE users SET role=?, updated_at=? WHERE id=?", (role, now, user_id))
-            self.store.audit(
-                conn,
-                ts=now,
-                actor=actor,
-                action="user.role",
-                target=row[0],
-                detail={"from": row[1], "to": role},
-            )
-        user = self.get(user_id)
-        assert user is not None
-        return user
-
-    def set_password(self, user_id: int, password: str, *, actor: str, now: float) -> None:
-        """A new password; the user's sessions and tokens end with the old one."""
-        row = self.store.one("SELECT username FROM users WHERE id=?", (user_id,))
-        if row is None:
-            raise KeyError(user_id)
-        check_password_strength(password, row["username"])
-        pw_hash = _hasher().hash(password)
-        with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE users SET password_hash=?, updated_at=? WHERE id=?", (pw_hash, now, user_id)
-            )
-            conn.execute("UPDATE tokens SET revoked=1 WHERE user_id=?", (user_id,))
-            self.store.audit(conn, ts=now, actor=actor, action="user.password", target=row[0])
-
-    def set_disabled(self, user_id: int, disabled: bool, *, actor: str, now: float) -> User:
-        """Disable (its tokens and sessions are revoked) or enable an account."""
-        with self.store.transaction() as conn:
-            row = conn.execute("SELECT username FROM users WHERE id=?", (user_id,)).fetchone()
-            if row is None:
-                raise KeyError(user_id)
-            conn.execute(
-                "UPDATE users SET disabled=?, updated_at=? WHERE id=?",
-                (int(disabled), now, user_id),
-            )
-            if disabled:
-                conn.execute("UPDATE tokens SET revoked=1 WHERE user_id=?", (user_id,))
-            self.store.audit(
-                conn,
-                ts=now,
-                actor=actor,
-                action="user.disable" if disabled else "user.enable",
-                target=row[0],
-            )
-        user = self.get(user_id)
-        assert user is not None
         return user
 
     def revoke(self, token: str, *, now: float) -> bool:
         """End one token (signing out of the web page); False if it was not valid."""
         with self.store.transaction() as conn:
-            row = conn.execute(
-                "SELECT t.id, u.username FROM tokens t JOIN users u ON u.id = t.user_id"
-                " WHERE t.token_hash=? AND t.revoked=0",
-                (hash_token(token),),
-            ).fetchone()
-            if row is None:
+            found = repo.unrevoked_token(conn, hash_token(token))
+            if found is None:
                 return False
-            conn.execute("UPDATE tokens SET revoked=1 WHERE id=?", (row[0],))
-            self.store.audit(conn, ts=now, actor=row[1], action="auth.revoke")
+            token_id, username = found
+            repo.revoke_token(conn, token_id)
+            self.store.audit(conn, ts=now, actor=username, action="auth.revoke")
         return True
+
+    # -- administration (the admin's web page and /api/users); every write is audited -----
+    def count(self, role: str | None = None) -> int:
+        return repo.count(self.store.connection(), role)
+
+    def get(self, user_id: int) -> User | None:
+        return repo.get(self.store.connection(), user_id)
+
+    def list_users(self) -> list[User]:
+        return repo.all_users(self.store.connection())
+
+    def add(self, username: str, role: str, password: str, *, actor: str, now: float) -> User:
+        if repo.exists(self.store.connection(), username):
+            raise AccountConflict("exists", f"user {username!r} already exists")
+        if not re.match(USERNAME_PATTERN, username):
+            raise AccountInvalid("name", "user name: 2-32 letters, digits, '.', '_' or '-'")
+        checked = _role(role)
+        check_password_strength(password, username)
+        pw_hash = _hasher().hash(password)
+        with self.store.transaction() as conn:
+            try:
+                user = repo.insert(conn, username, checked, pw_hash, now)
+            except sqlite3.IntegrityError:  # lost a race with another admin
+                raise AccountConflict("exists", f"user {username!r} already exists") from None
+            self.store.audit(
+                conn, ts=now, actor=actor, action="user.add", target=username, detail={"role": role}
+            )
+        return user
+
+    def change(
+        self,
+        user_id: int,
+        *,
+        role: str | None = None,
+        disabled: bool | None = None,
+        actor: str,
+        now: float,
+    ) -> User:
+        """Change the role and/or disable (its tokens and sessions revoked) or enable."""
+        new_role = None if role is None else _role(role)
+        with self.store.transaction() as conn:
+            target = repo.get(conn, user_id)
+            if target is None:
+                raise AccountMissing("missing", f"no user {user_id}")
+            _keep_an_admin(
+                conn,
+                target,
+                role=new_role or target.role,
+                disabled=target.disabled if disabled is None else disabled,
+            )
+            if new_role is not None and new_role != target.role:
+                repo.set_role(conn, user_id, new_role, now)
+                self.store.audit(
+                    conn,
+                    ts=now,
+                    actor=actor,
+                    action="user.role",
+                    target=target.username,
+                    detail={"from": target.role, "to": new_role},
+                )
+            if disabled is not None and disabled != target.disabled:
+                repo.set_disabled(conn, user_id, disabled, now)
+                if disabled:
+                    repo.revoke_tokens_of(conn, user_id)
+                self.store.audit(
+                    conn,
+                    ts=now,
+                    actor=actor,
+                    action="user.disable" if disabled else "user.enable",
+                    target=target.username,
+                )
+            changed = repo.get(conn, user_id)
+        assert changed is not None
+        return changed
+
+    def set_password(self, user_id: int, password: str, *, actor: str, now: float) -> None:
+        """A new password; the user's sessions and tokens end with the old one."""
+        target = self.get(user_id)
+        if target is None:
+            raise AccountMissing("missing", f"no user {user_id}")
+        check_password_strength(password, target.username)
+        pw_hash = _hasher().hash(password)
+        with self.store.transaction() as conn:
+            repo.set_password_hash(conn, user_id, pw_hash, now)
+            repo.revoke_tokens_of(conn, user_id)
+            self.store.audit(
+                conn, ts=now, actor=actor, action="user.password", target=target.username
+            )
+
+
+def _keep_an_admin(conn: sqlite3.Connection, target: User, *, role: Role, disabled: bool) -> None:
+    """Refuse to leave the hub with no enabled admin (nobody could manage users)."""
+    if target.role != "admin" or target.disabled or (role == "admin" and not disabled):
+        return
+    admins = [u for u in repo.all_users(conn) if u.role == "admin" and not u.disabled]
+    if len(admins) <= 1:
+        raise AccountConflict("last_admin", "the last enabled admin must stay one")
