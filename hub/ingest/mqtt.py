@@ -12,9 +12,10 @@ of the hub's CPU. :class:`BurstClient` reads up to 64 KiB per ``recv``, cuts the
 bytes into packets itself (:func:`split_packets`), hands MQTT 3.1.1 PUBLISH
 packets over a list at a time and gives every other packet to paho's own
 handlers; :meth:`MqttLink.ack_many` writes a batch's PUBACKs as one packet. It
-relies on paho 2.1/2.2 internals (``_sock_recv``, ``_in_packet``,
-``_packet_read``, ``_packet_queue``): :func:`burst_supported` checks them, and
-without them the link falls back to stock paho.
+relies on paho's internals (``_sock_recv``, ``_in_packet``, ``_packet_read``,
+``_packet_queue``…), so pyproject pins paho-mqtt to the releases it is tested on
+(:data:`BURST_TESTED`); :func:`burst_supported` checks the release and the
+internals, and outside them the link falls back to stock paho with a warning.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -45,6 +47,23 @@ RECV_BYTES = 65_536
 RECVS_PER_TURN = 16
 _PUBLISH = 0x30
 _PUBACK = 0x40
+
+#: paho-mqtt release series (major, minor) the burst reader is tested on; pyproject's pin
+#: ("paho-mqtt>=2.2,<2.3") says the same. Widen both together, after running
+#: tests/integration/test_mqtt_link.py on the new release.
+BURST_TESTED = frozenset({(2, 2)})
+#: The private members of paho's client that :class:`BurstClient` uses.
+_PAHO_INTERNALS = (
+    "_sock",
+    "_sock_recv",
+    "_in_packet",
+    "_packet_read",
+    "_packet_queue",
+    "_loop_rc_handle",
+    "_msgtime_mutex",
+    "_last_bytes_received",
+    "_protocol",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,22 +147,31 @@ def split_packets(
     return out, pos
 
 
+def paho_tested(version: str) -> bool:
+    """Whether a paho-mqtt version string is of a series in :data:`BURST_TESTED`."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:  # "3", "2.x", a local build
+        return False
+    return (major, minor) in BURST_TESTED
+
+
 def burst_supported(client: paho.Client) -> bool:
-    """Whether this paho has the internals :class:`BurstClient` drives (2.1 and 2.2 do)."""
-    return all(
-        hasattr(client, name)
-        for name in (
-            "_sock",
-            "_sock_recv",
-            "_in_packet",
-            "_packet_read",
-            "_packet_queue",
-            "_loop_rc_handle",
-            "_msgtime_mutex",
-            "_last_bytes_received",
-            "_protocol",
-        )
-    )
+    """Whether :class:`BurstClient` may drive this paho: a tested release that has the
+    internals it uses. Says why in the log when not."""
+    try:
+        version = metadata.version("paho-mqtt")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    if not paho_tested(version):
+        tested = ", ".join(f"{a}.{b}.x" for a, b in sorted(BURST_TESTED))
+        why = f"is not a release the burst reader is tested on ({tested})"
+    elif missing := [name for name in _PAHO_INTERNALS if not hasattr(client, name)]:
+        why = f"lacks what the burst reader needs ({', '.join(missing)})"
+    else:
+        return True
+    log.warning("paho-mqtt %s %s: using paho's stock reader (more CPU)", version, why)
+    return False
 
 
 class BurstClient(paho.Client):
@@ -276,9 +304,7 @@ class MqttLink:
             self.client = BurstClient(
                 CallbackAPIVersion.VERSION2, on_publishes=self._on_publishes, now=now, **options
             )
-            if not burst_supported(self.client):
-                log.warning("this paho-mqtt lacks what the burst reader needs: stock reader")
-                burst = False
+            burst = burst_supported(self.client)
         if not burst:
             self.client = paho.Client(CallbackAPIVersion.VERSION2, **options)
         self.burst = burst
@@ -379,12 +405,8 @@ class MqttLink:
                 client.subscribe([(f, 1) for f in self.filters])
             client.publish(self.status_topic, b"online", qos=1, retain=True)
             self._set_state(True)
-            log.info(
-                "MQTT connected to %s:%s (session %s)",
-                self.settings.mqtt.host,
-                self.settings.mqtt.port,
-                "resumed" if session_present else "new",
-            )
+            m, how = self.settings.mqtt, "resumed" if session_present else "new"
+            log.info("MQTT connected to %s:%s (session %s)", m.host, m.port, how)
         except Exception as e:  # never into paho: it would kill the network thread
             self._callback_failed("on_connect", e)
 
@@ -410,20 +432,11 @@ class MqttLink:
             self._callback_failed("on_disconnect", e)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        # Stock paho's reader (MQTT 5, or a paho without what the burst reader needs).
-        self._on_publishes(
-            [
-                InboundMessage(
-                    topic=msg._topic.decode("utf-8", "replace"),
-                    payload=bytes(msg.payload),
-                    qos=msg.qos,
-                    retain=bool(msg.retain),
-                    dup=bool(msg.dup),
-                    mid=msg.mid,
-                    received_at=self._now(),
-                )
-            ]
-        )
+        # Stock paho's reader: MQTT 5, ``burst=False``, or a paho the burst reader is not for.
+        topic = msg._topic.decode("utf-8", "replace")
+        retain, dup = bool(msg.retain), bool(msg.dup)
+        m = InboundMessage(topic, bytes(msg.payload), msg.qos, retain, dup, msg.mid, self._now())
+        self._on_publishes([m])
 
     def _on_publishes(self, messages: list[InboundMessage]) -> None:
         try:

@@ -1,15 +1,16 @@
 """Ingest: the writer thread that decodes, stores, then acknowledges every MQTT message.
 
-Flow per batch: decode with the adapters -> one SQLite transaction (events,
-dead letters, devices, health changes) -> acknowledge every message of the
-batch -> publish health changes and tell listeners. A crash before the commit
-loses nothing (the broker re-sends what was not acknowledged); a crash between
-commit and acknowledgement re-sends messages already stored, and those
-re-deliveries (DUP flag, same packet id and content) are recognised and stored
-once.
+Flow per batch: decode with the adapters -> one SQLite transaction through
+:mod:`hub.store.ingest` (events, dead letters, devices, health changes) ->
+acknowledge every message of the batch -> publish the typed events
+(:mod:`hub.events`) on the dispatcher. A crash before the commit loses nothing
+(the broker re-sends what was not acknowledged); a crash between commit and
+acknowledgement re-sends messages already stored, and those re-deliveries (DUP
+flag, same packet id and content) are recognised and stored once.
 
 Threads: ``submit`` runs in paho's network thread; everything else in the
-writer thread started by ``start``; ``health`` may be read from any thread.
+writer thread started by ``start``; ``stats`` and ``pending`` may be read from any
+thread; ``call`` and ``call_wait`` hand a job to the writer thread from any thread.
 """
 
 from __future__ import annotations
@@ -20,29 +21,28 @@ import logging
 import threading
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
-
 from devices.adapters import Router
-from devices.events import (
-    AnnounceCommand,
-    Availability,
-    ButtonPress,
-    DecodeError,
-    Event,
-    Ignored,
-    Reading,
+from devices.events import AnnounceCommand, Availability, ButtonPress, DecodeError, Ignored, Reading
+from hub.clock import Clock
+from hub.events import (
+    AlertChanged,
+    Change,
+    DeviceStatusChanged,
+    Dispatcher,
+    MessagesStored,
+    StatusChange,
+    Stored,
 )
-from hub.clock import Clock, utc_iso
-from hub.events import AlertChange, Change, StatusChange, Stored
 from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import InboundMessage
 from hub.settings import Settings
-from hub.store import Store
+from hub.store import Store, immediate
+from hub.store import ingest as repo
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,6 @@ PACKET_IDS = 65_536
 #: A device's row (last_seen, latest metrics) is rewritten at most this often while it
 #: streams; the events table has every reading, and ``tick`` writes what is left over.
 DEVICE_FLUSH_S = 2.0
-
-
-def _compact_json(value: object) -> str:
-    # orjson: a twelfth of the time of json's encoder, whose float formatting was 16 % of
-    # the writer's CPU. Compact, UTF-8 as is; the values are finite (the adapters see to it).
-    return orjson.dumps(value).decode()
 
 
 @dataclass(slots=True)
@@ -101,7 +95,6 @@ class DeviceRow:
     last_seen: float
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, object] = field(default_factory=dict)
-    new: bool = False
     written_at: float = float("-inf")  # monotonic time of its last write
 
 
@@ -114,18 +107,17 @@ class Ingest:
         monitor: Monitor,
         clock: Clock,
         *,
+        events: Dispatcher,
         ack: Callable[[Sequence[int]], None],
-        publish: Callable[[str, bytes, bool], None],
     ) -> None:
         self.settings = settings
         self.store = store
         self.router = router
         self.monitor = monitor
         self.clock = clock
+        self.events = events
         self._ack = ack
-        self._publish = publish
         self.stats = IngestStats()
-        self.listeners: list[Callable[[list[Stored], list[Change]], None]] = []
         # paho thread -> writer: deque.append/popleft are atomic; the event wakes an idle
         # writer. queue.Queue costs a lock and a notify per message on both sides.
         self._inbox: deque[InboundMessage | Callable[[], None] | None] = deque()
@@ -145,41 +137,21 @@ class Ingest:
     # -- start-up ------------------------------------------------------------------------
     def _load(self) -> None:
         """Remember what the last run committed: devices, health and recent packet ids."""
-        for row in self.conn.execute(
-            "SELECT id, kind, source, name, last_seen, metrics, info, status FROM devices"
-        ):
-            self._devices[row["id"]] = DeviceRow(
-                row["id"],
-                row["kind"],
-                row["source"],
-                row["name"],
-                row["last_seen"] or 0.0,
-                json.loads(row["metrics"]),
-                json.loads(row["info"]),
+        conn = self.conn
+        open_alerts = repo.open_alerts(conn)
+        for row in repo.devices(conn):
+            device_id, kind, last_seen = row["id"], row["kind"], row["last_seen"]
+            metrics, info = json.loads(row["metrics"]), json.loads(row["info"])
+            self._devices[device_id] = DeviceRow(
+                device_id, kind, row["source"], row["name"], last_seen or 0.0, metrics, info
             )
-            alerts = self.conn.execute(
-                "SELECT id, rule, raised_at FROM alerts WHERE device_id=? AND state='raised'",
-                (row["id"],),
-            ).fetchall()
             self.monitor.restore(
-                row["id"],
-                row["kind"],
-                row["status"],
-                row["last_seen"],
-                [(a["id"], a["rule"], a["raised_at"]) for a in alerts],
+                device_id, kind, row["status"], last_seen, open_alerts.get(device_id, ())
             )
-        # The newest rows of both tables, oldest first: the last one under an id wins.
         last = self._last_digest
-        for r in self.conn.execute(
-            "SELECT mid, digest FROM (SELECT received_at, id, mid, digest FROM (SELECT"
-            " received_at, id, mid, digest FROM events WHERE mid IS NOT NULL ORDER BY id DESC"
-            " LIMIT ?) UNION ALL SELECT received_at, id, mid, digest FROM (SELECT received_at,"
-            " id, mid, digest FROM dead_letters WHERE mid IS NOT NULL ORDER BY id DESC LIMIT ?))"
-            " ORDER BY received_at, id",
-            (PACKET_IDS, PACKET_IDS),
-        ):
-            if 0 < r["mid"] < PACKET_IDS and r["digest"]:
-                last[r["mid"]] = int.from_bytes(r["digest"], "big")
+        for mid, d in repo.last_digests(conn, PACKET_IDS):
+            if 0 < mid < PACKET_IDS and d:
+                last[mid] = int.from_bytes(d, "big")
 
     def start(self) -> None:
         self.stats.last_progress = self.clock.monotonic()
@@ -317,8 +289,8 @@ class Ingest:
         st = self.stats
         cap = self.settings.ingest.max_payload_bytes
         keep = self.settings.ingest.dead_letter_bytes
-        event_rows: list[tuple[Any, ...]] = []
-        dead_rows: list[tuple[Any, ...]] = []
+        event_rows: list[repo.EventRow] = []
+        dead_rows: list[repo.DeadRow] = []
         stored: list[Stored] = []
         touched: dict[str, DeviceRow] = {}
         changes: list[Change] = []
@@ -363,29 +335,13 @@ class Ingest:
                     break
                 event_rows.append(row)
                 stored.append(Stored(ev, m.received_at, m.topic))
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if event_rows:
-                conn.executemany(
-                    "INSERT INTO events(ts, received_at, device_id, type, topic, data, mid, digest)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    event_rows,
-                )
-            if dead_rows:
-                conn.executemany(
-                    "INSERT INTO dead_letters(received_at, topic, payload, size, reason, mid,"
-                    " digest) VALUES (?,?,?,?,?,?,?)",
-                    dead_rows,
-                )
+        with immediate(self.conn) as conn:
+            repo.insert_events(conn, event_rows)
+            repo.insert_dead_letters(conn, dead_rows)
             mono = self.clock.monotonic()
             due = [r for r in touched.values() if mono - r.written_at >= DEVICE_FLUSH_S]
-            self._write_devices(conn, due)
-            self._write_changes(conn, changes)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            repo.upsert_devices(conn, due)
+            repo.write_changes(conn, changes)
         for dev in due:
             dev.written_at = mono
         for dev in touched.values():
@@ -403,40 +359,22 @@ class Ingest:
         if due or changes:
             st.generation += 1
         st.last_progress = self.clock.monotonic()
-        self._announce(stored, changes)
+        self._publish(stored, changes)
 
-    def _dead(self, m: InboundMessage, reason: str, d: bytes, keep: int) -> tuple[Any, ...]:
+    def _dead(self, m: InboundMessage, reason: str, d: bytes, keep: int) -> repo.DeadRow:
         cls = reason.split(":")[0]
         self.stats.dead_by_reason[cls] = self.stats.dead_by_reason.get(cls, 0) + 1
         return (m.received_at, m.topic, m.payload[:keep], len(m.payload), reason, m.mid, d)
 
     def _event_row(
         self,
-        ev: Event,
+        ev: Devicelike,
         m: InboundMessage,
         d: bytes,
         touched: dict[str, DeviceRow],
         changes: list[Change],
-    ) -> tuple[Any, ...]:
-        data: dict[str, Any]
-        if isinstance(ev, Reading):
-            data = {"metrics": dict(ev.metrics)}
-            if ev.info:
-                data["info"] = dict(ev.info)
-            etype = "reading"
-        elif isinstance(ev, Availability):
-            data = {"online": ev.online}
-            if ev.expected:
-                data["expected"] = True
-            etype = "status"
-        elif isinstance(ev, ButtonPress):
-            data = {"action": ev.action, "template": ev.template}
-            etype = "button"
-        elif isinstance(ev, AnnounceCommand):
-            data = {"body": dict(ev.body)}
-            etype = "announce"
-        else:  # pragma: no cover - Ignored is filtered by the caller
-            raise TypeError(type(ev).__name__)
+    ) -> repo.EventRow:
+        etype, data = repo.event_data(ev)
         ts = _epoch(ev.ts, m.received_at)
         dev = self._touch(ev, m.received_at, touched)
         if isinstance(ev, Reading):
@@ -444,88 +382,35 @@ class Ingest:
             dev.info.update(ev.info)
         if isinstance(ev, Reading | Availability):
             changes.extend(self.monitor.observe(ev, m.received_at))
-        return (
-            ts,
-            m.received_at,
-            ev.device_id,
-            etype,
-            m.topic,
-            _compact_json(data),
-            m.mid,
-            d,
-        )
+        return (ts, m.received_at, ev.device_id, etype, m.topic, data, m.mid, d)
 
     def _touch(self, ev: Devicelike, at: float, touched: dict[str, DeviceRow]) -> DeviceRow:
         device_id = ev.device_id
         dev = self._devices.get(device_id)
         if dev is None:
             override = self.settings.health.devices.get(device_id)
-            dev = self._devices[device_id] = DeviceRow(
-                device_id,
-                ev.kind,
-                ev.source,
-                override.name if override else None,
-                at,
-                new=True,
-            )
+            name = override.name if override else None
+            dev = self._devices[device_id] = DeviceRow(device_id, ev.kind, ev.source, name, at)
         dev.last_seen = at
         touched[device_id] = dev
         return dev
 
-    def _write_devices(self, conn: Any, devices: Iterable[DeviceRow]) -> None:
-        rows = [
-            (
-                d.id,
-                d.kind,
-                d.name,
-                d.source,
-                d.last_seen,
-                d.last_seen,
-                _compact_json(d.metrics),
-                _compact_json(d.info),
-            )
-            for d in devices
-        ]
-        if rows:
-            conn.executemany(
-                "INSERT INTO devices(id, kind, name, source, first_seen, last_seen, metrics, info)"
-                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                " last_seen=excluded.last_seen, metrics=excluded.metrics, info=excluded.info",
-                rows,
-            )
-
-    def _write_changes(self, conn: Any, changes: list[Change]) -> None:
+    def _publish(self, stored: list[Stored], changes: list[Change]) -> None:
+        """After the commit: each change, then the batch (writer thread)."""
+        if not (stored or changes):
+            return
+        events = self.events
+        failures = events.failures
         for c in changes:
-            if isinstance(c, StatusChange):
-                conn.execute(
-                    "UPDATE devices SET status=?, status_since=?, status_reason=? WHERE id=?",
-                    (c.status, c.at, c.reason, c.device_id),
-                )
-            elif c.state == "raised":
-                conn.execute(
-                    "INSERT INTO alerts(id, device_id, rule, severity, state, message, raised_at)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (c.id, c.device_id, c.rule, c.severity, c.state, c.message, c.raised_at),
-                )
-            else:
-                conn.execute(
-                    "UPDATE alerts SET state='cleared', cleared_at=?, message=? WHERE id=?",
-                    (c.cleared_at, c.message, c.id),
-                )
-
-    def _announce(self, stored: list[Stored], changes: list[Change]) -> None:
-        site = self.settings.site
-        for c in changes:
-            if isinstance(c, AlertChange):
-                self._publish(f"village/{site}/alerts/{c.id}", alert_json(c).encode(), False)
-        if stored or changes:
-            for listener in self.listeners:
-                try:
-                    listener(stored, changes)
-                except Exception as e:
-                    self.stats.internal_errors += 1
-                    self.stats.last_error = f"listener: {type(e).__name__}: {e}"
-                    log.exception("ingest listener failed")
+            events.publish(
+                DeviceStatusChanged(c) if isinstance(c, StatusChange) else AlertChanged(c)
+            )
+        events.publish(MessagesStored(tuple(stored), tuple(changes)))
+        # The dispatcher logged the traceback; health and /metrics count it with ours. It
+        # is shared: a failure in another thread's publish meanwhile may be counted here.
+        if events.failures != failures:
+            self.stats.internal_errors += events.failures - failures
+            self.stats.last_error = "a subscriber of the ingest events failed (see the log)"
 
     # -- periodic work (writer thread) ----------------------------------------------------
     def tick(self) -> None:
@@ -535,32 +420,20 @@ class Ingest:
         dirty = list(self._dirty.values())
         if not changes and not dirty:
             return
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._write_devices(conn, dirty)
-            self._write_changes(conn, changes)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with immediate(self.conn) as conn:
+            repo.upsert_devices(conn, dirty)
+            repo.write_changes(conn, changes)
         self._written(dirty)
         self.stats.generation += 1
-        self._announce([], changes)
+        self._publish([], changes)
 
     def _flush_devices(self) -> None:
         """Write the device rows still pending (at stop)."""
         dirty = list(self._dirty.values())
         if not dirty:
             return
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._write_devices(conn, dirty)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with immediate(self.conn) as conn:
+            repo.upsert_devices(conn, dirty)
         self._written(dirty)
 
     def _written(self, devices: list[DeviceRow]) -> None:
@@ -568,21 +441,3 @@ class Ingest:
         for d in devices:
             d.written_at = mono
             self._dirty.pop(d.id, None)
-
-
-def alert_json(c: AlertChange) -> str:
-    return json.dumps(
-        {
-            "id": c.id,
-            "device_id": c.device_id,
-            "rule": c.rule,
-            "severity": c.severity,
-            "state": c.state,
-            "message": c.message,
-            "raised_at": utc_iso(datetime.fromtimestamp(c.raised_at, UTC)),
-            "cleared_at": utc_iso(datetime.fromtimestamp(c.cleared_at, UTC))
-            if c.cleared_at
-            else None,
-        },
-        ensure_ascii=False,
-    )

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,15 +158,10 @@ class Store:
                 "upgrade the hub or restore an older backup"
             )
         for i in range(version, SCHEMA_VERSION):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 for stmt in _statements(MIGRATIONS[i]):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={i + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     def connection(self) -> sqlite3.Connection:
         """A connection of the calling thread (API worker threads each get one)."""
@@ -207,16 +202,9 @@ class Store:
         row: sqlite3.Row | None = self.connection().execute(sql, params).fetchone()
         return row
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on the calling thread's connection."""
+        return immediate(self.connection())
 
     def audit(
         self,
@@ -258,6 +246,20 @@ class Store:
             conn.close()
             self._local.conn = None
         self.db.conn.close()
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` on a connection in autocommit mode, ``ROLLBACK``
+    on any error. IMMEDIATE takes the write lock at once, so a busy database makes the
+    transaction wait (busy_timeout) at its start rather than fail at its first write."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _statements(script: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -282,7 +283,10 @@ def _vector_key(v: Mapping[str, object]) -> tuple[str, str | None]:
 
 def _vectors() -> list[dict[str, object]]:
     if not VECTORS.exists():
-        pytest.skip(f"shared vectors not found at {VECTORS} (the shared/ folder beside the repo)")
+        where = f"shared vectors not found at {VECTORS} (the shared/ folder beside the repo)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{where}: CI must check out shared/ next to the repository")
+        pytest.skip(where)
     return [json.loads(line) for line in VECTORS.read_text().splitlines() if line.strip()]
 
 

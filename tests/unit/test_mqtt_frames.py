@@ -1,12 +1,22 @@
-"""The burst reader's framing: bytes from the broker cut into packets, split anywhere."""
+"""The burst reader: bytes from the broker cut into packets, split anywhere; and the paho
+releases it agrees to drive."""
 
 from __future__ import annotations
 
+import logging
 import struct
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
 
-from hub.ingest.mqtt import InboundMessage, ProtocolError, split_packets
+from hub.ingest import mqtt
+from hub.ingest.mqtt import InboundMessage, MqttLink, ProtocolError, split_packets
+from hub.settings import load_settings
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
 
 def varlen(n: int) -> bytes:
@@ -114,3 +124,59 @@ def test_a_topic_that_is_not_utf8_is_kept_readable() -> None:
 def test_bytes_that_are_not_mqtt_are_refused(raw: bytes, why: str) -> None:
     with pytest.raises(ProtocolError, match=why):
         split_packets(bytearray(raw), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("version", "tested"),
+    [
+        ("2.2.0", True),
+        ("2.2.1", True),
+        ("2.1.0", False),
+        ("2.3.0", False),
+        ("2.20.0", False),
+        ("3.0.0", False),
+        ("2", False),
+        ("unknown", False),
+    ],
+)
+def test_paho_tested_knows_the_tested_series(version: str, tested: bool) -> None:
+    assert mqtt.paho_tested(version) is tested
+
+
+def test_the_pin_is_the_tested_series() -> None:
+    deps = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    pins = [d for d in deps if d.startswith("paho-mqtt")]
+    ((major, minor),) = mqtt.BURST_TESTED
+    assert pins == [f"paho-mqtt>={major}.{minor},<{major}.{minor + 1}"]
+
+
+def _link(tmp_path: Path) -> MqttLink:
+    settings = load_settings(None, env={"LANGSO_DATA_DIR": str(tmp_path)})
+    return MqttLink(settings, filters=["village/t/#"], on_messages=lambda batch: None)
+
+
+def test_the_installed_paho_gets_the_burst_reader(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert mqtt.paho_tested(metadata.version("paho-mqtt"))
+    link = _link(tmp_path)
+    assert link.burst is True
+    assert type(link.client) is mqtt.BurstClient
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_untested_paho_gets_the_stock_reader_and_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = metadata.version
+    monkeypatch.setattr(
+        metadata, "version", lambda name: "2.3.0" if name == "paho-mqtt" else real(name)
+    )
+    with caplog.at_level(logging.WARNING, logger="hub.ingest.mqtt"):
+        link = _link(tmp_path)
+    assert link.burst is False
+    assert type(link.client) is paho.Client
+    assert [r.getMessage() for r in caplog.records] == [
+        "paho-mqtt 2.3.0 is not a release the burst reader is tested on (2.2.x):"
+        " using paho's stock reader (more CPU)"
+    ]
