@@ -77,7 +77,7 @@ def main() -> int:
             )
             hub = build_hub(settings)
             hub.start()
-            from hub.broadcast.announcements import Actor, AnnouncementIn
+            from hub.broadcast.models import Actor, AnnouncementIn
 
             lead = 20.0 + args.n * 0.02  # time to create them all before the first is due
             first = hub.clock.now() + timedelta(seconds=lead)

@@ -14,15 +14,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from hub import __version__
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from hub.broadcast.announcements import Announcements
-    from hub.store import Store
 
 
 def _config_path(arg: str | None) -> Path | None:
@@ -33,8 +29,13 @@ def _config_path(arg: str | None) -> Path | None:
     return default if default.exists() else None
 
 
+#: The command line's own variables: beside the settings' overrides, never read as one.
+CLI_ENV = frozenset({"LANGSO_CONFIG", "LANGSO_PASSWORD"})
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(_config_path(args.config))
+    env = {k: v for k, v in os.environ.items() if k not in CLI_ENV}
+    return load_settings(_config_path(args.config), env=env)
 
 
 def _settle_heap() -> None:
@@ -129,61 +130,102 @@ def cmd_user_exists(args: argparse.Namespace) -> int:
     return 0 if found else 1
 
 
-def _announcements(settings: Settings) -> tuple[Announcements, Store]:
-    """The announcement service without the running hub: it writes the same table, and
-    the hub's scheduler (which reads it every second) picks the row up."""
-    from audio.sinks import make_sink
-    from audio.tts import make_engine
-    from hub.broadcast.announcements import Announcements
-    from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
-    from hub.clock import SystemClock
-    from hub.store import Store
+class HubUnreachable(HubError, ConnectionError):
+    """Nothing answers at the hub's HTTP address."""
 
-    store = Store(settings.db_path)
-    clock = SystemClock()
-    idle = Playout(
-        sink=make_sink("null"),
-        pa=PaAdapter(None),
-        clock=clock,
-        policy=PlayoutPolicy(tz=settings.tz),
-        on_log=lambda b: None,
+
+class Refused(HubError, RuntimeError):
+    """The hub answered with an error (a 4xx or 5xx status) and its reason."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+def _hub_url(settings: Settings) -> str:
+    """Where the running hub listens, as this machine reaches it (a wildcard bind too)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(
+        settings.http.host, settings.http.host
     )
-    service = Announcements(
-        settings,
-        store,
-        clock,
-        engine_factory=lambda: make_engine(settings.audio.tts_engine),
-        playout=idle,
-        publish=lambda topic, payload, retain: None,
-    )
-    return service, store
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.http.port}"
+
+
+def _call(
+    url: str,
+    path: str,
+    *,
+    json_body: object = None,
+    form: dict[str, str] | None = None,
+    token: str | None = None,
+) -> Any:
+    """One request to the running hub's API: its JSON answer, or Refused with its reason."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    headers = {"Accept": "application/json"}
+    data = None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif json_body is not None:
+        data = json.dumps(json_body, ensure_ascii=False).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url + path, data=data, headers=headers)
+    try:
+        # Long enough for the hub to render the announcement's audio before it answers.
+        with urllib.request.urlopen(request, timeout=180) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as e:
+        try:
+            detail = json.loads(e.read() or b"{}").get("detail") or e.reason
+        except ValueError:
+            detail = e.reason
+        raise Refused(e.code, str(detail)) from None
+    except TimeoutError as e:
+        raise HubUnreachable(f"the hub at {url} did not answer within 180 s") from e
+    except (urllib.error.URLError, ConnectionError) as e:
+        raise HubUnreachable(f"the hub is not running at {url} (start it with `langso run`)") from e
+
+
+def _password() -> str:
+    """``$LANGSO_PASSWORD``, else the first line of stdin (a pipe), else a prompt."""
+    if "LANGSO_PASSWORD" in os.environ:
+        return os.environ["LANGSO_PASSWORD"]
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return getpass.getpass("Password: ")
 
 
 def cmd_announce(args: argparse.Namespace) -> int:
+    """Through the running hub's API, signed in as a head or admin: the hub validates,
+    renders and schedules it as it does what the compose page sends."""
     from datetime import datetime
 
-    from hub.broadcast.announcements import Actor, AnnouncementError, AnnouncementIn
-
     settings = _settings(args)
-    service, store = _announcements(settings)
+    body = {
+        "title": args.title or args.text[:60],
+        "text": args.text,
+        "category": args.category or ("emergency" if args.priority == "emergency" else "notice"),
+        "priority": args.priority,
+        "zones": args.zone or ["all"],
+        # No offset: the hub reads it as the village's local time.
+        "start_at": datetime.fromisoformat(args.at).isoformat() if args.at else None,
+        "rrule": args.rrule,
+        "repeat": args.repeat,
+        "voice": args.voice,
+    }
+    url = _hub_url(settings)
     try:
-        body = AnnouncementIn(
-            title=args.title or args.text[:60],
-            text=args.text,
-            category=args.category or ("emergency" if args.priority == "emergency" else "notice"),
-            priority=args.priority,
-            zones=args.zone or ["all"],
-            start_at=datetime.fromisoformat(args.at) if args.at else None,
-            rrule=args.rrule,
-            repeat=args.repeat,
-            voice=args.voice,
-        )
-        a = service.create(body, Actor(f"cli:{getpass.getuser()}", "head"))
-    except AnnouncementError as e:
+        login = {"username": args.user, "password": _password()}
+        token = _call(url, "/api/auth/token", form=login)["access_token"]
+        a = _call(url, "/api/announcements", json_body=body, token=token)
+    except Refused as e:
         print(f"langso: {e}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
+        return 2 if e.status < 500 else 1
     print(
         f"{a['id']} {a['status']} next run {_local(a['next_run'], settings)} "
         f"({a['duration_s']:.1f} s of audio)"
@@ -204,12 +246,9 @@ def _local(iso: str | None, settings: Settings) -> str:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
+    """What the residents' page shows as coming next, from the running hub."""
     settings = _settings(args)
-    service, store = _announcements(settings)
-    try:
-        rows = service.list_all(staff=True, upcoming=True, limit=args.limit)
-    finally:
-        store.close()
+    rows = _call(_hub_url(settings), f"/api/announcements?upcoming=true&limit={args.limit}")
     if not rows:
         print("nothing scheduled")
     for a in rows:
@@ -354,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ann = with_config(sub.add_parser("announce", help="schedule an announcement"))
     ann.add_argument("text", help="what the loudspeakers say (Vietnamese)")
+    ann.add_argument(
+        "--user",
+        required=True,
+        help="a head or admin account; its password comes from $LANGSO_PASSWORD, else the "
+        "first line of stdin, else a prompt",
+    )
     ann.add_argument("--at", help="when, village time: 2026-12-01 19:30 (default: now)")
     ann.add_argument("--rrule", help="recurrence, e.g. FREQ=DAILY or FREQ=WEEKLY;BYDAY=MO")
     ann.add_argument("--priority", default="normal", choices=["normal", "high", "emergency"])

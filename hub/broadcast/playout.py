@@ -1,4 +1,4 @@
-"""Playout: one queue, never two broadcasts at once; priorities, preemption, quiet hours.
+"""Broadcast stage, the playout: one queue, never two at once; priorities, preemption, quiet hours.
 
 The three classes of Vietnamese grassroots broadcasting: ``normal`` fits the
 schedule, ``high`` (priority) goes before normal ones, ``emergency`` plays at
@@ -17,16 +17,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from audio.errors import AudioError
 from audio.sinks import Playback, Sink
 from hub.broadcast.recurrence import in_window, window_end
 from hub.clock import Clock
-from hub.events import Broadcast, BroadcastStatus, Priority
+from hub.events import (
+    Broadcast,
+    BroadcastLogged,
+    BroadcastStatus,
+    Dispatcher,
+    PlayoutState,
+    PlayoutStateChanged,
+    Priority,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +113,17 @@ class _Current:
     stopped_by: str | None = None
 
 
-@dataclass
-class PlayoutState:
-    state: Literal["idle", "playing"] = "idle"
-    announcement_id: str | None = None
-    title: str | None = None
-    priority: str | None = None
-    started_at: datetime | None = None
-    zones: tuple[str, ...] = ()
-    queue: list[str] = field(default_factory=list)
+class PlayoutLog(Protocol):
+    """Where the playout writes its as-run log (hub.store.announcements.BroadcastLog)."""
+
+    def record(self, b: Broadcast) -> None: ...
+    def played_today(self, day_start: datetime) -> int: ...
 
 
 class Playout:
+    """Plays what the scheduler hands over; logs each occurrence, then publishes
+    :class:`BroadcastLogged`, and :class:`PlayoutStateChanged` on every change."""
+
     def __init__(
         self,
         *,
@@ -124,14 +131,12 @@ class Playout:
         pa: PaLike,
         clock: Clock,
         policy: PlayoutPolicy,
-        on_log: Callable[[Broadcast], None],
-        on_state: Callable[[PlayoutState], None] = lambda s: None,
-        played_today: Callable[[datetime], int] = lambda day_start: 0,
+        events: Dispatcher,
+        as_run: PlayoutLog,
         trace: Callable[[str, datetime], None] | None = None,
     ) -> None:
         self.sink, self.pa, self.clock, self.policy = sink, pa, clock, policy
-        self._on_log, self._on_state = on_log, on_state
-        self._played_today = played_today
+        self.events, self.as_run = events, as_run
         self.trace = trace or (lambda what, at: None)
         self._lock = threading.Lock()
         self._pending: list[Job] = []
@@ -259,7 +264,7 @@ class Playout:
             return window_end(p.quiet_hours, now, p.tz)
         local = now.astimezone(p.tz)
         day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        if self._played_today(day_start.astimezone(UTC)) >= p.daily_cap:
+        if self.as_run.played_today(day_start.astimezone(UTC)) >= p.daily_cap:
             return (day_start + timedelta(days=1)).astimezone(UTC)
         return None
 
@@ -375,21 +380,24 @@ class Playout:
         ended: datetime | None = None,
         detail: str | None = None,
     ) -> None:
+        b = Broadcast(
+            job.announcement_id,
+            job.scheduled_for,
+            status,
+            job.zones,
+            job.priority,
+            started,
+            ended,
+            detail,
+        )
         try:
-            self._on_log(
-                Broadcast(
-                    job.announcement_id,
-                    job.scheduled_for,
-                    status,
-                    job.zones,
-                    job.priority,
-                    started,
-                    ended,
-                    detail,
-                )
-            )
+            self.as_run.record(b)
         except Exception:
             log.exception("writing the playout log failed")
+            return
+        # The row first: what a subscriber reads back (the announcement's last broadcast)
+        # is already there.
+        self.events.publish(BroadcastLogged(b))
 
     def _set_state(self, state: PlayoutState) -> None:
         self.state = state
@@ -397,8 +405,6 @@ class Playout:
 
     def _publish_state(self) -> None:
         with self._lock:
-            self.state.queue = [j.announcement_id for j in self._pending]
-        try:
-            self._on_state(self.state)
-        except Exception:
-            log.exception("publishing the playout state failed")
+            self.state = replace(self.state, queue=tuple(j.announcement_id for j in self._pending))
+            state = self.state
+        self.events.publish(PlayoutStateChanged(state))

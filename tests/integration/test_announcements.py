@@ -19,8 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from audio.sinks.file import FileSink
 from hub.clock import FakeClock
-from tests.broker import Broker
-from tests.hubtest import InProcessHub, hub_settings, wait_for
+from hub.settings import Settings, load_settings
+from tests.broker import Broker, free_port
+from tests.hubtest import PASSWORD, InProcessHub, hub_settings, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -464,49 +465,75 @@ def test_patch_rerenders_and_reschedules(village: Village) -> None:
     assert head.patch(f"/api/announcements/{a['id']}", json={"zones": ["mars"]}).status_code == 422
 
 
-def test_cli_announce_and_schedule(broker: Broker, tmp_path: Path) -> None:
-    env = {**os.environ, "LANGSO_DATA_DIR": str(tmp_path), "LANGSO_SITE": "cli"}
-    env.pop("LANGSO_CONFIG", None)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hub",
-            "announce",
-            "Họp thôn lúc 19h30",
-            "--at",
-            "2030-12-01 19:30",
-            "--rrule",
-            "FREQ=WEEKLY;BYDAY=MO",
-            "--zone",
-            "xom-dong",
-        ],
+def _langso(
+    settings: Settings, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The real ``langso`` command, configured (as a shell would be) for this hub's address."""
+    full = {**os.environ, "LANGSO_HTTP__HOST": "127.0.0.1"}
+    full["LANGSO_HTTP__PORT"] = str(settings.http.port)
+    full.pop("LANGSO_CONFIG", None)
+    full.pop("LANGSO_PASSWORD", None)
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
         capture_output=True,
         text=True,
-        env=env,
+        input=stdin,
+        env=full,
         timeout=120,
-        cwd=tmp_path,
+        cwd=settings.data_dir,
+    )
+
+
+def test_cli_announce_and_schedule_through_the_running_hub(village: Village) -> None:
+    village.hub.token("head")  # the account head1, as `langso user add` would make it
+    r = _langso(
+        village.settings,
+        "announce",
+        "Họp thôn lúc 19h30",
+        "--user",
+        "head1",
+        "--at",
+        "2030-12-01 19:30",
+        "--rrule",
+        "FREQ=WEEKLY;BYDAY=MO",
+        "--zone",
+        "xom-dong",
+        LANGSO_PASSWORD=PASSWORD,
     )
     assert r.returncode == 0, r.stderr
     assert "scheduled next run 2030-12-02 19:30:00" in r.stdout
-    s = subprocess.run(
-        [sys.executable, "-m", "hub", "schedule"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    [a] = village.head().get("/api/announcements").json()
+    assert a["created_by"] == "head1" and a["zones"] == ["xom-dong"]
+    s = _langso(village.settings, "schedule")
     assert s.returncode == 0 and "FREQ=WEEKLY;BYDAY=MO" in s.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "hub", "announce", "x", "--zone", "nowhere"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=tmp_path,
+    # The password from stdin this time; the hub refuses the zone, with its reason.
+    bad = _langso(
+        village.settings,
+        "announce",
+        "x",
+        "--user",
+        "head1",
+        "--zone",
+        "nowhere",
+        stdin=PASSWORD + "\n",
     )
     assert bad.returncode == 2 and "unknown zone" in bad.stderr
+    wrong = _langso(village.settings, "announce", "x", "--user", "head1", LANGSO_PASSWORD="not-it")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("langso: ")
+
+
+def test_cli_says_when_the_hub_is_not_running(tmp_path: Path) -> None:
+    env = {"LANGSO_DATA_DIR": str(tmp_path), "LANGSO_HTTP__PORT": str(free_port())}
+    settings = load_settings(None, env=env)
+    expected = (
+        f"the hub is not running at http://127.0.0.1:{settings.http.port}"
+        " (start it with `langso run`)"
+    )
+    for args in (("schedule",), ("announce", "Xin chào.", "--user", "head1")):
+        r = _langso(settings, *args, LANGSO_PASSWORD=PASSWORD)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert expected in r.stderr, (args, r.stderr)
 
 
 def test_a_failing_sink_logs_failed_and_raises_an_alert(broker: Broker, tmp_path: Path) -> None:

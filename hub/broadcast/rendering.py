@@ -1,0 +1,135 @@
+"""Broadcast stage, ahead of time: an announcement's audio rendered when it is saved.
+
+So that at the scheduled second the playout only switches the amplifier and starts
+the sink. Renders run in the caller's thread (an API worker, the ``announce-cmd``
+worker, the ``prerender`` thread), one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from audio.errors import (
+    AudioTooLarge,
+    InvalidAudio,
+    InvalidSpec,
+    UnknownVoice,
+    UnsupportedAudio,
+)
+from audio.render import Rendered, RenderSpec, render
+from audio.tts import TTSEngine
+from hub.broadcast.models import AnnouncementError
+from hub.errors import TooLarge, Unsupported
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Media types of the audio the hub serves (rendered announcements, recordings).
+AUDIO_TYPES = {".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav"}
+
+
+@contextmanager
+def audio_refusals() -> Iterator[None]:
+    """The audio package's refusals of what it was given, as the hub's domain errors.
+
+    Its failures (no speech engine, a broken sink) are the hub's, not the request's:
+    they propagate as they are."""
+    try:
+        yield
+    except AudioTooLarge as e:
+        raise TooLarge(str(e)) from e
+    except UnsupportedAudio as e:
+        raise Unsupported(str(e)) from e
+    except (InvalidAudio, InvalidSpec, UnknownVoice) as e:
+        raise AnnouncementError(str(e)) from e
+
+
+class Renderer:
+    """Text or a recording -> the normalised WAV (and web copy) the playout plays."""
+
+    def __init__(self, settings: Settings, engine_factory: Callable[[], TTSEngine]) -> None:
+        self.settings = settings
+        self._engine_factory = engine_factory
+        self._engine: TTSEngine | None = None
+        self.cache_dir = settings.data_dir / "render"
+        #: One render at a time; retention takes it too before it prunes the cache.
+        self.render_lock = threading.Lock()
+        self._closed = threading.Event()
+
+    @property
+    def engine(self) -> TTSEngine:
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
+
+    def close(self) -> None:
+        """Stop a pre-render in progress after the item it is on (the hub is stopping)."""
+        self._closed.set()
+
+    def _chime(self) -> bool | Path:
+        c = self.settings.audio.chime
+        return {"generated": True, "none": False}.get(c, Path(c))
+
+    def spec(
+        self,
+        *,
+        text: str | None,
+        source_wav: Path | None,
+        voice: str | None,
+        priority: str,
+        repeat: int,
+    ) -> RenderSpec:
+        a = self.settings.audio
+        emergency = priority == "emergency"
+        return RenderSpec(
+            text=text,
+            source_wav=source_wav,
+            voice=voice or a.voice,
+            sample_rate=a.sample_rate,
+            target_lufs=a.emergency_lufs if emergency else a.target_lufs,
+            true_peak_db=a.true_peak_db,
+            chime_before=self._chime(),
+            chime_after=self._chime(),
+            repeats=max(repeat, self.settings.announcements.emergency_repeats)
+            if emergency
+            else repeat,
+            gap_s=a.repeat_gap_s,
+        )
+
+    def render(self, spec: RenderSpec) -> Rendered:
+        # One render at a time: two espeak-ng + ffmpeg pipelines at once would starve the
+        # ingest writer on a 2-core Pi.
+        with self.render_lock, audio_refusals():
+            return render(spec, self.engine if spec.text else None, self.cache_dir)
+
+    def prerender(self, items: list[dict[str, Any]]) -> int:
+        """Render announcements a rule may make, ahead (the render cache keeps them)."""
+        done = 0
+        for item in items:
+            if self._closed.is_set():
+                break
+            try:
+                self.render(
+                    self.spec(
+                        text=item["text"],
+                        source_wav=None,
+                        voice=None,
+                        priority=item["priority"],
+                        repeat=item["repeat"],
+                    )
+                )
+                done += 1
+            except Exception:
+                log.exception("pre-rendering %r failed", item["text"][:60])
+        return done
+
+    def preview(self, text: str, voice: str | None) -> Rendered:
+        """TTS preview for the compose page: the text as it will sound, said once."""
+        return self.render(
+            self.spec(text=text, source_wav=None, voice=voice, priority="normal", repeat=1)
+        )

@@ -1,0 +1,281 @@
+"""Announcements repository: the ``announcements``, ``audio_assets`` and ``broadcasts`` tables.
+
+The broadcast stage writes here (the service in API worker threads, the scheduler in
+its thread, the playout log in the playout thread), each through the calling thread's
+own connection; the API, the pages and the MQTT mirror read the one JSON shape an
+announcement and a broadcast have.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from hub.clock import iso, utc_iso
+from hub.events import AnnouncementChanged, Broadcast
+from hub.store import Store
+from hub.wire import broadcast_json
+
+Row = sqlite3.Row
+
+
+def is_public(row: Row) -> bool:
+    """Residents see what is published and was approved (scheduled, played or expired)."""
+    return bool(row["published"]) and row["status"] in ("scheduled", "done", "expired")
+
+
+def _broadcast(r: Row) -> Broadcast:
+    def at(ts: float | None) -> datetime | None:
+        return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+    return Broadcast(
+        r["announcement_id"],
+        datetime.fromtimestamp(r["scheduled_for"], UTC),
+        r["status"],
+        tuple(json.loads(r["zones"])),
+        r["priority"],
+        at(r["started_at"]),
+        at(r["ended_at"]),
+        r["detail"],
+    )
+
+
+def _broadcast_row_json(r: Row, title: str | None) -> dict[str, Any]:
+    """A logged broadcast read back, with its announcement's title (where it is read with it)."""
+    return {"announcement_id": r["announcement_id"], "title": title} | broadcast_json(_broadcast(r))
+
+
+class AnnouncementTable:
+    """Reads and writes of announcements and recordings; ``tz`` is the village's."""
+
+    def __init__(self, store: Store, tz: tzinfo) -> None:
+        self.store = store
+        self.tz = tz
+        #: Bumped after every commit here: readers key their caches on it.
+        self.generation = 0
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A transaction of the calling thread; the generation moves once it commits."""
+        with self.store.transaction() as conn:
+            yield conn
+        self.generation += 1
+
+    # -- reads ----------------------------------------------------------------------------
+    def row(self, aid: str) -> Row | None:
+        return self.store.one("SELECT * FROM announcements WHERE id=?", (aid,))
+
+    def exists(self, aid: str) -> bool:
+        return self.store.one("SELECT 1 FROM announcements WHERE id=?", (aid,)) is not None
+
+    def audio_path(self, audio_id: str) -> Path | None:
+        row = self.store.one("SELECT path FROM audio_assets WHERE id=?", (audio_id,))
+        return None if row is None else Path(row["path"])
+
+    def get(self, aid: str, *, staff: bool) -> dict[str, Any] | None:
+        row = self.row(aid)
+        if row is None or (not staff and not is_public(row)):
+            return None
+        return self.as_json(row, staff=staff)
+
+    def find(
+        self, *, staff: bool, status: str | None, limit: int, upcoming: bool
+    ) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM announcements WHERE status != 'replaced'", list[Any]()
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        if not staff:
+            # Nearly every row is public: "+status" keeps the planner off
+            # announcements_status, so that the newest-first walk of announcements_created
+            # stops after `limit` rows instead of sorting the whole table.
+            status_term = "status" if upcoming else "+status"
+            sql += f" AND published=1 AND {status_term} IN ('scheduled', 'done', 'expired')"
+        if upcoming:
+            sql += " AND next_run IS NOT NULL ORDER BY next_run LIMIT ?"
+        else:
+            sql += " ORDER BY created_at DESC LIMIT ?"
+        return [self.as_json(r, staff=staff) for r in self.store.query(sql, [*args, limit])]
+
+    def changed(self, aid: str) -> AnnouncementChanged:
+        """The event telling the mirror and the live stream what residents may now see."""
+        row = self.row(aid)
+        public = self.as_json(row, staff=False) if row is not None and is_public(row) else None
+        return AnnouncementChanged(aid, public, row is not None and row["status"] == "scheduled")
+
+    def due(self, limit: int = 200) -> list[Row]:
+        """Scheduled announcements, soonest first (the scheduler's look at the table)."""
+        return self.store.query(
+            "SELECT * FROM announcements WHERE status='scheduled' AND next_run IS NOT NULL"
+            " ORDER BY next_run LIMIT ?",
+            (limit,),
+        )
+
+    def handed_over_unlogged(self) -> list[Row]:
+        """Occurrences handed to the playout but never logged: the hub died in between."""
+        return self.store.query(
+            "SELECT a.* FROM announcements a WHERE a.last_run IS NOT NULL AND a.status IN"
+            " ('scheduled', 'done') AND NOT EXISTS (SELECT 1 FROM broadcasts b WHERE"
+            " b.announcement_id = a.id AND b.scheduled_for = a.last_run)"
+        )
+
+    def as_json(self, row: Row, *, staff: bool) -> dict[str, Any]:
+        """An announcement as the API returns it (``staff`` adds who wrote and approved it)."""
+        last = self.store.one(
+            "SELECT * FROM broadcasts WHERE announcement_id=? ORDER BY scheduled_for DESC,"
+            " id DESC LIMIT 1",
+            (row["id"],),
+        )
+        tz = self.tz
+        start = datetime.fromisoformat(row["start_local"]).replace(tzinfo=tz)
+        out: dict[str, Any] = {
+            "id": row["id"],
+            "title": row["title"],
+            "text": row["text"],
+            "audio_id": row["audio_id"],
+            "category": row["category"],
+            "priority": row["priority"],
+            "zones": json.loads(row["zones"]),
+            "start_at": utc_iso(start),
+            "rrule": row["rrule"],
+            "exdates": [
+                utc_iso(datetime.fromisoformat(d).replace(tzinfo=tz))
+                for d in json.loads(row["exdates"])
+            ],
+            "repeat": row["repeat"],
+            "expires_at": iso(row["expires_at"]),
+            "status": row["status"],
+            "corrects": row["corrects"],
+            "next_run": iso(row["next_run"]),
+            "duration_s": row["duration_s"],
+            "audio_url": f"/api/announcements/{row['id']}/audio",
+            "created_at": iso(row["created_at"]),
+            "last_broadcast": _broadcast_row_json(last, None) if last else None,
+        }
+        if staff:
+            out.update(
+                voice=row["voice"],
+                published=bool(row["published"]),
+                created_by=row["created_by"],
+                approved_by=row["approved_by"],
+            )
+        return out
+
+    # -- writes, inside the caller's transaction --------------------------------------------
+    def insert(self, conn: sqlite3.Connection, cols: dict[str, Any]) -> None:
+        conn.execute(
+            f"INSERT INTO announcements({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            list(cols.values()),
+        )
+
+    def update(self, conn: sqlite3.Connection, aid: str, cols: dict[str, Any]) -> None:
+        conn.execute(
+            f"UPDATE announcements SET {', '.join(f'{c}=?' for c in cols)} WHERE id=?",
+            [*cols.values(), aid],
+        )
+
+    def approve(self, conn: sqlite3.Connection, aid: str, *, by: str, now: float) -> None:
+        conn.execute(
+            "UPDATE announcements SET status='scheduled', approved_by=?, updated_at=? WHERE id=?",
+            (by, now, aid),
+        )
+
+    def cancel(self, conn: sqlite3.Connection, aid: str, *, now: float) -> None:
+        conn.execute(
+            "UPDATE announcements SET status='cancelled', next_run=NULL, updated_at=? WHERE id=?",
+            (now, aid),
+        )
+
+    def advance(
+        self,
+        conn: sqlite3.Connection,
+        aid: str,
+        *,
+        next_run: datetime | None,
+        handed_over: datetime | None,
+    ) -> None:
+        """The scheduler moved on: the next occurrence (none: done) and the one it handed
+        to the playout (kept as ``last_run`` so that a restart can find it unlogged)."""
+        nxt = next_run.timestamp() if next_run else None
+        conn.execute(
+            "UPDATE announcements SET next_run=?, last_run=COALESCE(?, last_run),"
+            " status=CASE WHEN ? IS NULL THEN 'done' ELSE status END WHERE id=?",
+            (nxt, handed_over.timestamp() if handed_over else None, nxt, aid),
+        )
+
+    def add_audio(
+        self,
+        conn: sqlite3.Connection,
+        aid: str,
+        *,
+        path: Path,
+        sha256: str,
+        duration_s: float,
+        original: str | None,
+        codec: str | None,
+        now: float,
+        by: str,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO audio_assets(id, kind, path, sha256, duration_s, original_name,"
+            " codec, created_at, created_by) VALUES (?,?,?,?,?,?,?,?,?)",
+            (aid, "upload", str(path), sha256, duration_s, original, codec, now, by),
+        )
+
+
+class BroadcastLog:
+    """The playout log (as-run report): one row per occurrence played, missed or cut."""
+
+    def __init__(self, table: AnnouncementTable) -> None:
+        # Through the announcements' table: a logged broadcast changes the announcement's
+        # JSON (its last broadcast), so the same generation moves.
+        self.table = table
+
+    def record(self, b: Broadcast) -> None:
+        with self.table.write() as conn:
+            conn.execute(
+                "INSERT INTO broadcasts(announcement_id, scheduled_for, started_at, ended_at,"
+                " status, zones, priority, detail) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    b.announcement_id,
+                    b.scheduled_for.timestamp(),
+                    b.started_at.timestamp() if b.started_at else None,
+                    b.ended_at.timestamp() if b.ended_at else None,
+                    b.status,
+                    json.dumps(list(b.zones)),
+                    b.priority,
+                    b.detail,
+                ),
+            )
+
+    def played_today(self, day_start: datetime) -> int:
+        """Normal and priority broadcasts played since ``day_start`` (the daily cap)."""
+        row = self.table.store.one(
+            "SELECT count(*) FROM broadcasts WHERE status='played' AND priority != 'emergency'"
+            " AND started_at >= ?",
+            (day_start.timestamp(),),
+        )
+        return int(row[0]) if row else 0
+
+    def recent(
+        self, *, since: float | None, limit: int, status: str | None
+    ) -> list[dict[str, Any]]:
+        """Newest first, each with its announcement's title."""
+        sql = (
+            "SELECT b.*, a.title FROM broadcasts b JOIN announcements a ON a.id ="
+            " b.announcement_id WHERE b.scheduled_for >= ?"
+        )
+        args: list[Any] = [since or 0.0]
+        if status:
+            sql += " AND b.status=?"
+            args.append(status)
+        rows = self.table.store.query(
+            sql + " ORDER BY b.scheduled_for DESC, b.id DESC LIMIT ?", [*args, limit]
+        )
+        return [_broadcast_row_json(r, r["title"]) for r in rows]
