@@ -14,6 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hub.app import Hub
+from hub.services.alerts import alerts_of
+from hub.services.devices import devices_of
 
 
 class HubCollector(Collector):
@@ -60,15 +62,11 @@ class HubCollector(Collector):
             value=1 if self.hub.mqtt.connected else 0,
         )
         devices = GaugeMetricFamily("langso_devices", "Devices by status", labels=["status"])
-        counts = {"online": 0, "degraded": 0, "offline": 0, "unknown": 0}
-        for row in self.hub.store.query("SELECT status, count(*) AS n FROM devices GROUP BY 1"):
-            counts[row["status"]] = row["n"]
-        for status, n in counts.items():
+        for status, n in devices_of(self.hub).status_counts().items():
             devices.add_metric([status], n)
         yield devices
-        open_alerts = self.hub.store.one("SELECT count(*) FROM alerts WHERE state='raised'")
         yield GaugeMetricFamily(
-            "langso_alerts_open", "Open alerts", value=open_alerts[0] if open_alerts else 0
+            "langso_alerts_open", "Open alerts", value=alerts_of(self.hub).open_count()
         )
 
 

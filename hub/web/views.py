@@ -1,15 +1,14 @@
-"""What the pages show, read from the store: device cards, metric series, alerts, events.
+"""What the pages show of the devices: cards, metric series, alerts, events, in words.
 
-Plain functions over the hub that return small frozen records for the
-templates; the routes in :mod:`hub.web.pages` only choose and render.
+Plain functions over the hub that return small frozen records for the templates,
+read through :mod:`hub.services.devices` and :mod:`hub.services.alerts`; the routes
+in :mod:`hub.web.pages` only choose and render.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,9 +16,14 @@ from itertools import pairwise
 from typing import Any
 
 from hub.app import Hub
-from hub.web.i18n import Translator
+from hub.errors import NotFound
+from hub.services.alerts import alerts_of
+from hub.services.devices import devices_of
+from hub.store.alerts import Alert
+from hub.store.devices import STATUSES as STATUSES  # the pages' and the tests' name for it
+from hub.store.devices import Device
+from hub.words import Translator
 
-STATUSES: tuple[str, ...] = ("online", "degraded", "offline", "unknown")
 #: Which metrics a device card shows first, and the order of a device's charts.
 PREFERRED: tuple[str, ...] = (
     "clients",
@@ -88,109 +92,32 @@ def ordered_metrics(names: Sequence[str] | Mapping[str, Any]) -> list[str]:
     return first + sorted(n for n in names if n not in PREFERRED)
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceCard:
-    id: str
-    kind: str
-    name: str
-    status: str
-    status_since: float | None
-    status_reason: str | None
-    source: str
-    first_seen: float | None
-    last_seen: float | None
-    metrics: Mapping[str, float]
-    info: Mapping[str, Any]
-
-    @property
-    def search_text(self) -> str:
-        return f"{self.id} {self.name} {self.kind}".lower()
+def devices(hub: Hub, kind: str | None = None) -> list[Device]:
+    return devices_of(hub).query(kind)
 
 
-def _card(hub: Hub, r: sqlite3.Row) -> DeviceCard:
-    override = hub.settings.health.devices.get(r["id"])
-    return DeviceCard(
-        id=r["id"],
-        kind=r["kind"],
-        name=(override.name if override and override.name else None) or r["name"] or r["id"],
-        status=r["status"],
-        status_since=r["status_since"],
-        status_reason=r["status_reason"],
-        source=r["source"],
-        first_seen=r["first_seen"],
-        last_seen=r["last_seen"],
-        metrics=json.loads(r["metrics"]),
-        info=json.loads(r["info"]),
-    )
+def device(hub: Hub, device_id: str) -> Device | None:
+    try:
+        return devices_of(hub).get(device_id)
+    except NotFound:
+        return None
 
 
-def devices(hub: Hub, kind: str | None = None) -> list[DeviceCard]:
-    sql, args = "SELECT * FROM devices", list[object]()
-    if kind:
-        sql += " WHERE kind=?"
-        args.append(kind)
-    return [_card(hub, r) for r in hub.store.query(sql + " ORDER BY kind, id", args)]
-
-
-def device(hub: Hub, device_id: str) -> DeviceCard | None:
-    row = hub.store.one("SELECT * FROM devices WHERE id=?", (device_id,))
-    return None if row is None else _card(hub, row)
-
-
-def status_counts(cards: Sequence[DeviceCard]) -> dict[str, int]:
+def status_counts(cards: Sequence[Device]) -> dict[str, int]:
     c = Counter(d.status for d in cards)
     return {s: c.get(s, 0) for s in STATUSES}
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    id: str
-    device_id: str | None
-    rule: str
-    severity: str
-    state: str
-    message: str
-    raised_at: float
-    cleared_at: float | None
-    acked_by: str | None
-    acked_at: float | None
+def open_alerts(hub: Hub, device_id: str | None = None) -> list[Alert]:
+    """Critical first, then the newest."""
+    return alerts_of(hub).open(device_id)
 
 
-def _alert(r: sqlite3.Row) -> AlertRow:
-    return AlertRow(
-        r["id"],
-        r["device_id"],
-        r["rule"],
-        r["severity"],
-        r["state"],
-        r["message"],
-        r["raised_at"],
-        r["cleared_at"],
-        r["acked_by"],
-        r["acked_at"],
-    )
+def cleared_alerts(hub: Hub, device_id: str | None = None, limit: int = 30) -> list[Alert]:
+    return alerts_of(hub).cleared(device_id, limit)
 
 
-def open_alerts(hub: Hub, device_id: str | None = None) -> list[AlertRow]:
-    sql, args = "SELECT * FROM alerts WHERE state='raised'", list[object]()
-    if device_id:
-        sql += " AND device_id=?"
-        args.append(device_id)
-    # Critical first, then the newest.
-    sql += " ORDER BY severity='critical' DESC, raised_at DESC LIMIT 500"
-    return [_alert(r) for r in hub.store.query(sql, args)]
-
-
-def cleared_alerts(hub: Hub, device_id: str | None = None, limit: int = 30) -> list[AlertRow]:
-    sql, args = "SELECT * FROM alerts WHERE state='cleared'", list[object]()
-    if device_id:
-        sql += " AND device_id=?"
-        args.append(device_id)
-    rows = hub.store.query(sql + " ORDER BY cleared_at DESC LIMIT ?", [*args, limit])
-    return [_alert(r) for r in rows]
-
-
-def alert_title(t: Translator, a: AlertRow) -> str:
+def alert_title(t: Translator, a: Alert) -> str:
     """What went wrong, in the page's language: a known rule, a threshold, else the message."""
     key = f"alert.rule.{a.rule}"
     if t.has(key):
@@ -207,57 +134,32 @@ class EventRow:
 
 
 def recent_events(hub: Hub, t: Translator, device_id: str, limit: int = 10) -> list[EventRow]:
-    rows = hub.store.query(
-        "SELECT ts, type, data FROM events WHERE device_id=? ORDER BY ts DESC, id DESC LIMIT ?",
-        (device_id, limit),
-    )
     out = []
-    for r in rows:
-        data = json.loads(r["data"])
-        if r["type"] == "status":
+    for e in devices_of(hub).events(device_id, limit=limit):
+        data = e.data
+        if e.type == "status":
             text = t("event.online" if data.get("online") else "event.offline")
-        elif r["type"] == "reading":
+        elif e.type == "reading":
             metrics = data.get("metrics", {})
             shown = [
                 f"{metric_label(t, n)} {metric_text(t, n, metrics[n])}"
                 for n in ordered_metrics(metrics)[:3]
             ]
             text = t("event.reading") + (": " + " · ".join(shown) if shown else "")
-        elif r["type"] == "button":
+        elif e.type == "button":
             text = t("event.button", action=data.get("action", "?"))
         else:
             text = t("event.announce")
-        out.append(EventRow(r["ts"], text))
+        out.append(EventRow(e.ts, text))
     return out
 
 
 def series(
     hub: Hub, device_id: str, name: str, t0: float, t1: float, *, points: int = CHART_POINTS
 ) -> list[tuple[float, float]]:
-    """One metric over [t0, t1], averaged into about ``points`` buckets: hourly rollups
-    for the hours already folded, raw readings after. Counters become a rate (per s)."""
-    bucket = max(60.0, (t1 - t0) / points)
-    folded = hub.store.get_meta("rollup_until")
-    split = t0
-    if folded is not None and t1 - t0 > 2 * 86_400:
-        split = min(max(float(folded), t0), t1)
-    out: list[tuple[float, float]] = []
-    if split > t0:
-        rows = hub.store.query(
-            "SELECT avg(hour) + 1800 AS ts, sum(sum) / sum(n) AS v FROM metrics_rollup"
-            " WHERE device_id=? AND name=? AND hour >= ? AND hour < ?"
-            " GROUP BY CAST(hour / ? AS INTEGER) ORDER BY ts",
-            (device_id, name, t0 - t0 % 3600, split, bucket),
-        )
-        out += [(r["ts"], r["v"]) for r in rows if r["v"] is not None]
-    rows = hub.store.query(
-        "SELECT avg(ts) AS ts, avg(v) AS v FROM (SELECT ts,"
-        " json_extract(data, '$.metrics.' || json_quote(?)) AS v FROM events"
-        " WHERE device_id=? AND type='reading' AND ts >= ? AND ts <= ?)"
-        " WHERE v IS NOT NULL GROUP BY CAST(ts / ? AS INTEGER) ORDER BY ts",
-        (name, device_id, split, t1, bucket),
-    )
-    out += [(r["ts"], r["v"]) for r in rows]
+    """One metric over [t0, t1] in about ``points`` averaged points; counters become a rate
+    (kB/s)."""
+    out = devices_of(hub).averaged(device_id, name, t0, t1, points)
     if name.endswith(COUNTERS_SUFFIX):
         rate = []
         for (ta, va), (tb, vb) in pairwise(out):
