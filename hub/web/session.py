@@ -81,6 +81,20 @@ def require_page(request: Request, hub: Hub, *roles: Role) -> Session:
     return session
 
 
+def form_session(
+    request: Request, hub: Hub, sent: str | None, *roles: Role, back: str | None = None
+) -> Session:
+    """A staff form: a session (else sign in, then ``back``: by default the form's page),
+    its CSRF token ``sent`` (else 403), the role (else 403)."""
+    session = session_of(request, hub)
+    if session is None:
+        raise LoginRequired(back or request.url.path)
+    check_form(session, sent)
+    if roles and not session.user.has(*roles):
+        raise PageForbidden(session, roles)
+    return session
+
+
 def check_form(session: Session | None, sent: str | None) -> None:
     """A signed-in form: its ``csrf`` field must be the session's token."""
     if session is None or not csrf_ok(session.token, sent):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hub.web.staff_words import Fields, picker_rrule
+from hub.web.forms import Fields, picker_rrule
 from tests.broker import Broker
 from tests.browser.phone import Phone as BasePhone
 from tests.integration.test_staff_pages import staff_hub

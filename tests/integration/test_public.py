@@ -34,9 +34,9 @@ from hub.app import build_hub
 from hub.broadcast.recurrence import Recurrence
 from hub.clock import FakeClock
 from hub.settings import Settings
-from hub.web import public
-from hub.web.i18n_public import EN as PUB_EN
-from hub.web.i18n_public import VI as PUB_VI
+from hub.web import feed, feedback_form, poster, public_pages, staff_inbox
+from hub.words import catalogue, table
+from hub.words.schedule import describe_schedule
 from tests.broker import Broker
 from tests.hubtest import hub_settings, wait_for
 from tests.integration.test_web import well_formed
@@ -231,7 +231,7 @@ def _qr_modules(svg: str) -> list[list[bool]]:
 
 
 def _matrix(url: str, border: int) -> list[list[bool]]:
-    q = segno.make(url, **public.QR_MAKE)
+    q = segno.make(url, **poster.QR_MAKE)
     return [[bool(v) for v in row] for row in q.matrix_iter(border=border)]
 
 
@@ -248,7 +248,7 @@ def test_an_announcement_page_has_its_schedule_and_a_qr_code_of_its_address(
     svg = re.search(r"<svg[^>]*class=\"qr-code\".*?</svg>", r.text, re.S)
     assert svg, "no QR code on the page"
     url = f"{web.url}/a/{weekly['id']}"
-    border = public.QR_SVG["border"]
+    border = poster.QR_SVG["border"]
     assert _qr_modules(svg.group(0)) == _matrix(url, border)
     assert _qr_modules(svg.group(0)) != _matrix(f"{web.url}/a/{seeded.daily['id']}", border)
     en = anon.get(f"/a/{seeded.daily['id']}?lang=en").text
@@ -265,7 +265,7 @@ def test_the_poster_is_the_village_page_qr_without_navigation_in_print(
     well_formed(r.text)
     assert "Quét để nghe lại thông báo của thôn" in r.text
     svg = re.search(r"<svg[^>]*class=\"qr-code\".*?</svg>", r.text, re.S)
-    assert svg and _qr_modules(svg.group(0)) == _matrix(f"{web.url}/", public.QR_SVG["border"])
+    assert svg and _qr_modules(svg.group(0)) == _matrix(f"{web.url}/", poster.QR_SVG["border"])
     assert web.url.split("://")[1] in r.text
     css = anon.get("/static/public.css").text
     assert "@media print" in css and "size: A4" in css
@@ -284,7 +284,7 @@ def test_qr_codes_and_links_use_the_public_address_when_one_is_set(
         poster = c.get("/poster").text  # printed on the Pi itself: not 127.0.0.1
         svg = re.search(r"<svg[^>]*class=\"qr-code\".*?</svg>", poster, re.S)
         assert svg and _qr_modules(svg.group(0)) == _matrix(
-            f"{public_url}/", public.QR_SVG["border"]
+            f"{public_url}/", poster.QR_SVG["border"]
         )
         assert "thon-dong.example.vn" in poster and "127.0.0.1" not in poster
         feed = ET.fromstring(c.get("/feed.atom").content)
@@ -706,31 +706,32 @@ def test_the_heads_inbox_lists_and_marks_reports(web: PublicHub, anon: httpx.Cli
 )
 def test_schedules_in_words(rule: str | None, start: str, vi: str, en: str) -> None:
     when = datetime.fromisoformat(start)
-    assert public.describe_rrule(rule, when, "vi") == vi
-    assert public.describe_rrule(rule, when, "en") == en
+    assert describe_schedule(rule, when, "vi", voice="public") == vi
+    assert describe_schedule(rule, when, "en", voice="public") == en
 
 
 def test_calendar_lines_are_folded_on_utf8_boundaries_and_text_is_escaped() -> None:
-    line = "SUMMARY:" + public.ics_text("Thông báo, về; việc\\họp\nthôn " * 6)
-    folded = public.fold(line)
+    # The calendar's text goes through icalendar: its escaping and its folding.
+    line = "SUMMARY:" + icalendar.vText("Thông báo, về; việc\\họp\nthôn " * 6).to_ical().decode()
+    folded = icalendar.parser.foldline(line)
     parts = folded.split("\r\n ")
     assert len(parts) > 2 and "".join(parts) == line
     assert all(len(p.encode()) <= (75 if i == 0 else 74) for i, p in enumerate(parts))
     assert "\\," in line and "\\;" in line and "\\\\" in line and "\\n" in line
-    paris = public.vtimezone("Europe/Paris", 2026)  # a zone with daylight saving time
+    # A zone with daylight saving time.
+    paris = feed.vtimezone("Europe/Paris", 2026).to_ical().decode().split("\r\n")
     assert "BEGIN:DAYLIGHT" in paris and "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU" in paris
     assert "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU" in paris
 
 
 def test_the_residents_catalogue_is_complete() -> None:
+    PUB_VI, PUB_EN = table("public")["vi"], table("public")["en"]
     assert set(PUB_VI) == set(PUB_EN)
     for key in PUB_VI:
         assert set(re.findall(r"{(\w+)}", PUB_VI[key])) == set(
             re.findall(r"{(\w+)}", PUB_EN[key])
         ), key
-    from hub.web import i18n
-
-    assert not set(PUB_VI) & set(i18n.VI)
+    assert not set(PUB_VI) & set(table("common")["vi"])
     dynamic = [
         *(f"pub.cat.{c}" for c in ("notice", "news", "meeting", "emergency")),
         *(f"pub.prio.{p}" for p in ("high", "emergency")),
@@ -741,15 +742,16 @@ def test_the_residents_catalogue_is_complete() -> None:
     ]
     assert [k for k in dynamic if k not in PUB_VI] == []
     used: set[str] = set()
-    web = Path(public.__file__).parent
+    web = Path(public_pages.__file__).parent
     for template in (web / "templates").glob("public*.html"):
         used |= set(re.findall(r"""\b_\(\s*["']([a-z0-9_.]+)["']\s*[,)]""", template.read_text()))
-    used |= set(
-        re.findall(r"""\bt\(\s*["']([a-z0-9_.]+)["']\s*[,)]""", Path(public.__file__).read_text())
-    )
-    from hub.web.i18n import CATALOGUE
-
-    assert sorted(k for k in used if k not in CATALOGUE["vi"] or k not in CATALOGUE["en"]) == []
+    for module in (public_pages, poster, feed, feedback_form, staff_inbox):
+        used |= set(
+            re.findall(
+                r"""\bt\(\s*["']([a-z0-9_.]+)["']\s*[,)]""", Path(module.__file__).read_text()
+            )
+        )
+    assert sorted(k for k in used if k not in catalogue("vi") or k not in catalogue("en")) == []
 
 
 def test_the_calendar_ends_a_recurring_announcement_where_it_expires(

@@ -21,9 +21,10 @@ from audio.sinks.null import NullSink
 from hub.api.deps import CSRF_HEADER
 from hub.automation.rules import Rule, load_rules_file
 from hub.clock import FakeClock
-from hub.web import i18n, i18n_public, i18n_staff
-from hub.web.staff import describe_rrule
-from hub.web.staff_words import Fields, parse_rule_text, picker_fields, picker_rrule, rule_toml
+from hub.web.forms import Fields, picker_fields, picker_rrule
+from hub.web.staff_rules import parse_rule_text, rule_toml
+from hub.words import table
+from hub.words.schedule import describe_schedule as describe_rrule
 from tests.broker import Broker
 from tests.hubtest import hub_settings, wait_for
 from tests.integration.test_web import _Checker
@@ -667,11 +668,12 @@ def test_the_pages_are_well_formed_and_keep_to_the_csp(
 
 
 def test_the_staff_catalogue() -> None:
-    assert set(i18n_staff.VI) == set(i18n_staff.EN)
-    assert not set(i18n_staff.VI) & set(i18n.VI)
-    assert not set(i18n_staff.VI) & set(i18n_public.VI)
-    for key, vi in i18n_staff.VI.items():
-        en = i18n_staff.EN[key]
+    staff, common, public = table("staff"), table("common"), table("public")
+    assert set(staff["vi"]) == set(staff["en"])
+    assert not set(staff["vi"]) & set(common["vi"])
+    assert not set(staff["vi"]) & set(public["vi"])
+    for key, vi in staff["vi"].items():
+        en = staff["en"][key]
         assert vi.strip() and en.strip(), key
         assert set(re.findall(r"{(\w+)}", vi)) == set(re.findall(r"{(\w+)}", en)), key
     dynamic = [
@@ -682,5 +684,5 @@ def test_the_staff_catalogue() -> None:
         *(f"prio.{p}.hint" for p in ("normal", "high", "emergency")),
     ]
     for key in dynamic:
-        assert key in i18n_staff.VI, key
+        assert key in staff["vi"], key
     assert date(2026, 12, 1).weekday() == 1  # the tests' T0 is a Tuesday

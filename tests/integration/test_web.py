@@ -16,7 +16,7 @@ import pytest
 
 from hub.api.deps import CSRF_HEADER, SESSION_COOKIE
 from hub.services.users import hash_token
-from hub.web.i18n import CATALOGUE, EN, VI
+from hub.words import LANGS, catalogue, table
 from tests.broker import Broker
 from tests.hubtest import PASSWORD, hub_settings, wait_for
 from tests.integration.web_fixture import (
@@ -30,6 +30,8 @@ from tests.integration.web_fixture import (
 pytestmark = pytest.mark.broker
 
 WEB = Path(__file__).parents[2] / "hub" / "web"
+VI, EN = table("common")["vi"], table("common")["en"]
+CATALOGUE = {lang: catalogue(lang) for lang in LANGS}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,170 @@
+"""The residents' pages: ``/`` (on air now, the latest announcements, the next meetings) and
+``/a/{id}`` (one announcement: text, audio, schedule in words, what was broadcast, a QR
+code to the page). No sign-in, Vietnamese first; read from :mod:`hub.store.read_models`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from hub.app import Hub
+from hub.store import read_models
+from hub.store.read_models import Shown
+from hub.web.feed import audio_type
+from hub.web.poster import qr_svg
+from hub.web.render import (
+    base_url,
+    hub_of,
+    iso_text,
+    not_found,
+    render,
+    template_env,
+    translator,
+)
+from hub.web.session import session_of
+from hub.words import Translator
+from hub.words.schedule import describe_schedule
+from hub.words.times import WEEKDAYS
+
+router = APIRouter(include_in_schema=False)
+
+#: Strings the residents' script needs (live indicator, on air, the form's counter).
+SCRIPT_KEYS = ("ago.", "live.", "pub.js.", "pub.onair.")
+#: How many announcements the home page lists.
+LATEST = 12
+MEETINGS = 5
+#: An emergency stays on top of the home page for a day.
+EMERGENCY_BANNER_S = 86_400
+#: Broadcasts listed on an announcement's page.
+AIRED = 10
+
+
+def on_air(hub: Hub) -> dict[str, Any] | None:
+    """What the loudspeakers say now (the residents' card, the staff's dashboard), from the
+    playout's state (read across threads: it is replaced, never changed in place)."""
+    state = hub.playout.state
+    if state.state != "playing":
+        return None
+    return {
+        "id": state.announcement_id,
+        "title": state.title or state.announcement_id or "",
+        "priority": state.priority,
+        "emergency": state.priority == "emergency",
+        "started_at": state.started_at.timestamp() if state.started_at else None,
+    }
+
+
+@lru_cache(maxsize=4)
+def script_words(lang: str) -> dict[str, str]:
+    """The words public.js needs (the catalogue does not change while the hub runs)."""
+    return Translator(lang).subset(SCRIPT_KEYS)
+
+
+def _page_data(request: Request, t: Translator, **extra: Any) -> dict[str, Any]:
+    return {
+        "page": "public",
+        "mark": request.app.state.bus.mark,
+        "t": script_words(t.lang),
+        **extra,
+    }
+
+
+def _helpers(t: Translator, tz: tzinfo) -> dict[str, Any]:
+    """What the residents' templates call, beside the frame's own."""
+
+    def local_day(ts: float) -> dict[str, str]:
+        d = datetime.fromtimestamp(ts, UTC).astimezone(tz)
+        return {"wday": WEEKDAYS[d.weekday()].lower(), "date": t.day(d), "time": f"{d:%H:%M}"}
+
+    return {
+        "describe": lambda a: describe_schedule(a.rrule, a.start_local, t.lang, voice="public"),
+        "local_day": local_day,
+        "audio_type": audio_type,
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    hub = hub_of(request)
+    t = translator(request)
+    now = hub.clock.now().timestamp()
+    items = read_models.latest(hub.store, LATEST)
+    alarms = [
+        a
+        for a in items
+        if a.emergency and (a.played_at or a.last_run or a.created_at) >= now - EMERGENCY_BANNER_S
+    ]
+    meetings = read_models.upcoming_meetings(hub.store, now, MEETINGS)
+    zone = hub.settings.timezone
+    return render(
+        request,
+        "public.html",
+        t=t,
+        session=session_of(request, hub),
+        data=_page_data(request, t),
+        alarms_html=_fragment("alarms", t.lang, zone, alarms=tuple(alarms)),
+        lists=_fragment("lists", t.lang, zone, items=tuple(items), meetings=tuple(meetings)),
+        on_air=on_air(hub),
+    )
+
+
+@lru_cache(maxsize=32)
+def _fragment(
+    part: str,
+    lang: str,
+    zone: str,
+    *,
+    alarms: tuple[Shown, ...] = (),
+    items: tuple[Shown, ...] = (),
+    meetings: tuple[Shown, ...] = (),
+) -> Markup:
+    """The home page's lists, rendered once per language and content: the rows are read at
+    every request (a fraction of a millisecond), the HTML made again only when they (or
+    anything they show) changed: a page view is then a few small queries and the frame."""
+    t = Translator(lang)
+    tz = ZoneInfo(zone)
+    template = template_env().get_template("public_lists.html")
+    html = template.render(
+        _=t,
+        t=t,
+        lang=lang,
+        part=part,
+        when=lambda ts: t.when(ts, tz),
+        iso=iso_text,
+        alarms=alarms,
+        items=items,
+        meetings=meetings,
+        **_helpers(t, tz),
+    )
+    return Markup(html)
+
+
+@router.get("/a/{aid}", response_class=HTMLResponse)
+def announcement_page(request: Request, aid: str) -> HTMLResponse:
+    hub = hub_of(request)
+    t = translator(request)
+    session = session_of(request, hub)
+    a = read_models.published(hub.store, aid) if len(aid) <= 64 else None
+    if a is None:
+        return not_found(request, session, "pub.not_found_text")
+    url = f"{base_url(request)}/a/{a.id}"
+    return render(
+        request,
+        "public_announcement.html",
+        t=t,
+        session=session,
+        data=_page_data(request, t, announcement=a.id),
+        a=a,
+        url=url,
+        qr=qr_svg(url, t("pub.qr.this", title=a.title)),
+        aired=read_models.aired(hub.store, a.id, AIRED),
+        on_air=on_air(hub),
+        **_helpers(t, hub.settings.tz),
+    )

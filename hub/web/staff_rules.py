@@ -1,0 +1,348 @@
+"""Event rules (``/app/rules``): each in words, what it fired and why, add, edit as TOML,
+switch on or off, delete.
+
+Every write goes through the rule book (:class:`hub.automation.rule_book.RuleBook`): the
+same checks, audit and engine reload as ``/api/rules``. A rule is typed as TOML (the
+style of ``config/rules.toml``) or JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+import tomli_w
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from hub.api.errors import status_of
+from hub.app import Hub
+from hub.automation.rule_model import Rule
+from hub.errors import HubError, NotFound
+from hub.store.rules import FiringRow
+from hub.web.forms import read_fields
+from hub.web.render import error_page, hub_of, iso_text, not_found, render, translator
+from hub.web.session import Session, form_session, require_page, safe_next
+from hub.web.staff_words import (
+    action_words,
+    cause_words,
+    condition_words,
+    result_parts,
+    trigger_words,
+)
+from hub.words import Translator
+from hub.words.times import duration_text
+
+router = APIRouter(include_in_schema=False)
+
+RULES_OK = ("added", "saved", "enabled", "disabled", "deleted")
+FIRINGS = 100
+RULE_EXAMPLE = """\
+id = "nhiet-do-cao"
+name = "Nhiệt độ trạm phát wifi quá cao"
+enabled = true
+cooldown_s = 1800
+trigger = { type = "metric", metric = "temp_c", op = ">=", value = 70, for_s = 300, hysteresis = 5 }
+conditions = { kinds = ["ap"] }
+actions = [
+  { type = "notify", to = ["technicians"], title = "Nóng", template = "{device.name}: {value} °C" },
+]
+"""
+
+
+# -- rules as text ------------------------------------------------------------------------
+class RuleTextError(ValueError):
+    pass
+
+
+def rule_toml(rule: Rule) -> str:
+    """A rule as TOML, for its edit box (what :func:`parse_rule_text` reads back)."""
+    d = rule.model_dump(exclude_none=True)
+    d["conditions"] = {k: v for k, v in d["conditions"].items() if v not in ([], None)}
+    if not d["conditions"]:
+        del d["conditions"]
+    if not d.get("vars"):
+        d.pop("vars", None)
+    return tomli_w.dumps(d)
+
+
+def parse_rule_text(text: str) -> dict[str, Any]:
+    """A rule typed as JSON (an object) or TOML (its keys, or one [[rules]] table)."""
+    body = text.strip()
+    if not body:
+        raise RuleTextError("the rule is empty: paste it as TOML or JSON")
+    if body.startswith("{"):
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as e:
+            raise RuleTextError(f"JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise RuleTextError("JSON: give one object")
+        return data
+    try:
+        data = tomllib.loads(body)
+    except tomllib.TOMLDecodeError as e:
+        raise RuleTextError(f"TOML: {e}") from None
+    if "rules" in data:
+        rules = data["rules"]
+        if not isinstance(rules, list) or len(rules) != 1 or len(data) != 1:
+            raise RuleTextError("TOML: give one rule (a single [[rules]] table, or its keys)")
+        one: dict[str, Any] = rules[0]
+        return one
+    return data
+
+
+# -- rules in words -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    rule: Rule
+    source: str
+    updated_at: float
+    created_by: str
+    trigger: str
+    conditions: str
+    actions: list[tuple[str, Any]]
+    cooldown: str
+    last: FiringRow | None
+
+
+def rule_views(hub: Hub, t: Translator, rule_id: str | None = None) -> list[RuleView]:
+    book = hub.rule_book
+    names = hub.settings.gpio.zone_names
+    try:
+        rows = book.all() if rule_id is None else [book.get(rule_id)]
+    except NotFound:
+        rows = []
+    out = []
+    for row in rows:
+        try:
+            rule = Rule.model_validate_json(row.definition)
+        except ValidationError:
+            continue  # the engine skips it too (and logs why)
+        last = book.firings(rule.id, 1)
+        out.append(
+            RuleView(
+                rule=rule,
+                source=row.source,
+                updated_at=row.updated_at,
+                created_by=row.created_by,
+                trigger=trigger_words(t, rule),
+                conditions=condition_words(t, rule.conditions, names),
+                actions=[(action_words(t, a, names), a) for a in rule.actions],
+                cooldown=duration_text(t, rule.cooldown_s),
+                last=last[0] if last else None,
+            )
+        )
+    return out
+
+
+def _refusal(e: RuleTextError | HubError) -> tuple[str, int]:
+    """Why a rule was refused, and the status to answer with (the API's own, or 422)."""
+    return str(e), (status_of(e) if isinstance(e, HubError) else None) or 422
+
+
+# -- pages --------------------------------------------------------------------------------
+@router.get("/app/rules", response_class=HTMLResponse)
+def rules_page(request: Request, ok: str = "") -> HTMLResponse:
+    hub = hub_of(request)
+    session = require_page(request, hub, "technician", "head")
+    return _rules(request, hub, session, translator(request), ok=ok)
+
+
+def _rules(
+    request: Request,
+    hub: Hub,
+    session: Session,
+    t: Translator,
+    *,
+    ok: str = "",
+    error: str = "",
+    reason: str = "",
+    text: str = RULE_EXAMPLE,
+    status: int = 200,
+) -> HTMLResponse:
+    tz = hub.settings.tz
+    return render(
+        request,
+        "staff_rules.html",
+        t=t,
+        session=session,
+        active="rules",
+        status=status,
+        data={"page": "rules"},
+        rules=rule_views(hub, t),
+        notice=t(f"rules.ok.{ok}") if ok in RULES_OK else "",
+        error=error,
+        reason=reason,
+        text=text,
+        open_form=bool(error),
+        when=lambda ts: t.when(ts, tz),
+    )
+
+
+@router.post("/app/rules")
+async def rules_add(request: Request) -> Response:
+    fields = await read_fields(request)
+    hub = hub_of(request)
+    session = await run_in_threadpool(
+        form_session, request, hub, fields.one("csrf"), "technician", "head"
+    )
+    text = fields.one("definition")
+    book = hub.rule_book
+    try:
+        rule = book.parse(parse_rule_text(text))
+        await run_in_threadpool(book.add, rule, session.user.username)
+    except (RuleTextError, HubError) as e:
+        t = translator(request)
+        reason, code = _refusal(e)
+        return await run_in_threadpool(
+            lambda: _rules(
+                request,
+                hub,
+                session,
+                t,
+                error=t("rules.err.refused"),
+                reason=reason,
+                text=text,
+                status=code,
+            )
+        )
+    return RedirectResponse(f"/app/rules?ok=added#r-{rule.id}", status_code=303)
+
+
+@router.get("/app/rules/{rule_id}", response_class=HTMLResponse)
+def rule_page(request: Request, rule_id: str, ok: str = "") -> HTMLResponse:
+    hub = hub_of(request)
+    session = require_page(request, hub, "technician", "head")
+    return _rule(request, hub, session, translator(request), rule_id, ok=ok)
+
+
+def _rule(
+    request: Request,
+    hub: Hub,
+    session: Session,
+    t: Translator,
+    rule_id: str,
+    *,
+    ok: str = "",
+    error: str = "",
+    reason: str = "",
+    text: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    found = rule_views(hub, t, rule_id)
+    if not found:
+        return not_found(request, session, "rules.not_found", id=rule_id)
+    rv = found[0]
+    tz = hub.settings.tz
+    firings = [
+        {
+            "at": t.when(f.at, tz),
+            "iso": iso_text(int(f.at)),
+            "device": f.device_id,
+            "state": f.state,
+            "cause": cause_words(t, f.cause, tz),
+            "results": [result_parts(t, r) for r in f.actions],
+        }
+        for f in hub.rule_book.firings(rule_id, FIRINGS)
+    ]
+    return render(
+        request,
+        "staff_rule.html",
+        t=t,
+        session=session,
+        active="rules",
+        status=status,
+        data={"page": "rule"},
+        rv=rv,
+        firings=firings,
+        text=text if text is not None else rule_toml(rv.rule),
+        notice=t(f"rules.ok.{ok}") if ok in RULES_OK else "",
+        error=error,
+        reason=reason,
+        when=lambda ts: t.when(ts, tz),
+    )
+
+
+@router.post("/app/rules/{rule_id}")
+async def rule_save(request: Request, rule_id: str) -> Response:
+    fields = await read_fields(request)
+    hub = hub_of(request)
+    session = await run_in_threadpool(
+        form_session, request, hub, fields.one("csrf"), "technician", "head"
+    )
+    text = fields.one("definition")
+    book = hub.rule_book
+    try:
+        data = parse_rule_text(text)
+        if data.get("id", rule_id) != rule_id:
+            raise RuleTextError("id: a rule keeps its id (delete it and add a new one)")
+        # The text is the whole rule: what it leaves out takes the default, not the old value.
+        rule = book.parse({**data, "id": rule_id})
+        changes = json.loads(rule.model_dump_json())
+        await run_in_threadpool(book.change, rule_id, changes, session.user.username)
+    except (RuleTextError, HubError) as e:
+        t = translator(request)
+        reason, code = _refusal(e)
+        return await run_in_threadpool(
+            lambda: _rule(
+                request,
+                hub,
+                session,
+                t,
+                rule_id,
+                error=t("rules.err.refused"),
+                reason=reason,
+                text=text,
+                status=code,
+            )
+        )
+    return RedirectResponse(f"/app/rules/{rule_id}?ok=saved", status_code=303)
+
+
+@router.post("/app/rules/{rule_id}/toggle")
+async def rule_toggle(request: Request, rule_id: str) -> Response:
+    """Switch a rule on or off: a change of ``enabled``, as the API makes it (audited)."""
+    fields = await read_fields(request)
+    hub = hub_of(request)
+    session = await run_in_threadpool(
+        form_session, request, hub, fields.one("csrf"), "technician", "head"
+    )
+    enabled = fields.one("enabled") == "1"
+    try:
+        await run_in_threadpool(
+            hub.rule_book.change, rule_id, {"enabled": enabled}, session.user.username
+        )
+    except HubError as e:
+        reason, code = _refusal(e)
+        return error_page(request, session=session, status=code, title="error.title", text=reason)
+    back = safe_next(fields.one("next"), "/app/rules").split("?")[0].split("#")[0]
+    ok = "enabled" if enabled else "disabled"
+    return RedirectResponse(f"{back}?ok={ok}#r-{rule_id}", status_code=303)
+
+
+@router.post("/app/rules/{rule_id}/delete")
+async def rule_delete(request: Request, rule_id: str) -> Response:
+    """Delete a rule: only with the confirmation box ticked (works without JavaScript)."""
+    fields = await read_fields(request)
+    hub = hub_of(request)
+    session = await run_in_threadpool(
+        form_session, request, hub, fields.one("csrf"), "technician", "head"
+    )
+    t = translator(request)
+    if fields.one("confirm") != "yes":
+        return await run_in_threadpool(
+            lambda: _rule(
+                request, hub, session, t, rule_id, error=t("rules.err.confirm"), status=422
+            )
+        )
+    try:
+        await run_in_threadpool(hub.rule_book.delete, rule_id, session.user.username)
+    except HubError as e:
+        reason, code = _refusal(e)
+        return error_page(request, session=session, status=code, title="error.title", text=reason)
+    return RedirectResponse("/app/rules?ok=deleted", status_code=303)
