@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,20 +15,40 @@ from devices.adapters import Router, make_adapter
 from devices.events import AnnounceCommand, Availability, Reading
 from devices.gpio import GpioConfig, PaHardware, SwitchedOutputs
 from hub import __version__
-from hub.automation.notify import Notification, Notifier, Outbox
-from hub.automation.rules import DeviceView, Effects, RulesEngine, load_rules_file
+from hub.automation.actions import DeviceView, Effects
+from hub.automation.notification import Notification
+from hub.automation.notify import Notifier
+from hub.automation.rule_book import RuleBook
+from hub.automation.rule_model import load_rules_file
+from hub.automation.rules import RulesEngine
 from hub.broadcast.announcements import Announcements
+from hub.broadcast.hub_alerts import HubAlerts
 from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
+from hub.broadcast.rendering import Renderer
+from hub.broadcast.schedule import Scheduler
 from hub.clock import Clock, SystemClock, clock_synced
 from hub.errors import ConfigError
-from hub.events import Change, StatusChange, Stored
+from hub.events import (
+    AnnouncementChanged,
+    BroadcastLogged,
+    BrokerLinkChanged,
+    Dispatcher,
+    MessagesStored,
+    StatusChange,
+)
 from hub.ingest.discovery import DeviceInfo, HomeAssistantMirror
 from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import MqttLink
 from hub.ingest.writer import DeviceRow, Ingest
+from hub.mirror import MqttMirror
+from hub.services.alerts import Alerts
+from hub.services.devices import Devices
+from hub.services.feedback import Feedback
 from hub.services.users import Users
 from hub.settings import Settings
 from hub.store import Store
+from hub.store.announcements import AnnouncementTable, BroadcastLog
+from hub.store.outbox import Outbox
 from hub.store.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -52,29 +72,39 @@ def build_router(settings: Settings) -> Router:
 class Hub:
     settings: Settings
     clock: Clock
+    events: Dispatcher
     store: Store
     users: Users
+    feedback: Feedback
+    devices: Devices
+    alerts: Alerts
     monitor: Monitor
     ingest: Ingest
     mqtt: MqttLink
     retention: Retention
     playout: Playout
     announcements: Announcements
+    scheduler: Scheduler
     hardware: PaHardware | None
     notifier: Notifier
     rules: RulesEngine
     outputs: SwitchedOutputs | None
     discovery: HomeAssistantMirror
+    rule_book: RuleBook = field(init=False)
     _timer_stop: threading.Event = field(default_factory=threading.Event)
     _timer: threading.Thread | None = None
     started: bool = False
 
+    def __post_init__(self) -> None:
+        self.rule_book = RuleBook(self.store, self.clock, self.rules, reload=self.reload_rules)
+
     def start(self) -> None:
         self.notifier.start()
-        self.ingest.start()
+        # The writer acknowledges a batch to the broker only after its commit.
+        self.ingest.start(ack=self.mqtt.ack_many)
         self.mqtt.start()
         self.playout.start()
-        self.announcements.start()
+        self.scheduler.start()
         self._timer_stop.clear()
         self._timer = threading.Thread(target=self._timers, name="hub-timers", daemon=True)
         self._timer.start()
@@ -90,6 +120,7 @@ class Hub:
             self.hardware.safe_shutdown()
         if self.outputs is not None:
             self.outputs.close()
+        self.scheduler.stop()
         self.announcements.stop()
         self._timer_stop.set()
         if self._timer:
@@ -190,18 +221,11 @@ def build_hub(
 ) -> Hub:
     """Every part, in the order of the flow; ``clock``, pins, sink and TTS are injectable."""
     clock = clock or SystemClock()
+    events = Dispatcher()
     store = Store(settings.db_path)
     router = build_router(settings)
     monitor = Monitor(settings.health, settings.tz)
-    holder: dict[str, MqttLink] = {}
-
-    def publish(topic: str, payload: bytes, retain: bool) -> None:
-        holder["mqtt"].publish(topic, payload, qos=1, retain=retain)
-
-    def ack(mids: Sequence[int]) -> None:
-        holder["mqtt"].ack_many(mids)
-
-    ingest = Ingest(settings, store, router, monitor, clock, ack=ack, publish=publish)
+    ingest = Ingest(settings, store, router, monitor, clock, events=events)
 
     def filters_known(digest: str) -> bool:
         # paho thread: a read through that thread's own connection.
@@ -210,25 +234,30 @@ def build_hub(
             store.set_meta("mqtt_filters", digest)
         return known
 
-    ha = HomeAssistantMirror(
-        settings.site,
-        publish,
-        version=__version__,
-        backlog=lambda: holder["mqtt"].unacknowledged(),
-    )
     link = MqttLink(
         settings,
         filters=router.filters,
         on_messages=ingest.submit,
         now=lambda: clock.now().timestamp(),
         filters_known=filters_known,
-        on_state=lambda up: ha.connected([_info(d) for d in ingest.devices()]) if up else None,
+        on_state=lambda up: events.publish(BrokerLinkChanged(up)),
     )
-    holder["mqtt"] = link
+
+    def publish(topic: str, payload: bytes, retain: bool) -> None:
+        link.publish(topic, payload, qos=1, retain=retain)
+
+    ha = HomeAssistantMirror(
+        settings.site, publish, version=__version__, backlog=link.unacknowledged
+    )
     hardware = build_hardware(settings, pin_factory)
     if hardware is not None:
         atexit.register(hardware.safe_shutdown)  # amplifier off on every exit path
-    holder_ann: dict[str, Announcements] = {}
+
+    # The broadcast stage: one table (its write generation keys the API's cache), the
+    # as-run log, the renderer, the playout, the hub's own alerts, the service, the
+    # scheduler. Each gets what it needs at construction; they talk through ``events``.
+    announcement_rows = AnnouncementTable(store, settings.tz)
+    as_run = BroadcastLog(announcement_rows)
     playout = Playout(
         sink=sink or build_sink(settings, clock),
         pa=PaAdapter(hardware),
@@ -240,33 +269,48 @@ def build_hub(
             quiet_hours=settings.announcements.quiet_hours,
             daily_cap=settings.announcements.daily_cap,
         ),
-        on_log=lambda b: holder_ann["a"].on_broadcast(b),
-        on_state=lambda st: holder_ann["a"].publish_state(st),
-        played_today=lambda day: holder_ann["a"].played_today(day),
+        events=events,
+        as_run=as_run,
     )
     a = settings.audio
-    announcements = Announcements(
+    renderer = Renderer(
         settings,
-        store,
-        clock,
-        engine_factory=engine_factory
+        engine_factory
         or (
             lambda: make_engine(
                 a.tts_engine, **({"model": a.piper_model} if a.tts_engine == "piper" else {})
             )
         ),
+    )
+    hub_alerts = HubAlerts(store, clock, events)
+    announcements = Announcements(
+        settings,
+        store,
+        clock,
+        table=announcement_rows,
+        as_run=as_run,
+        renderer=renderer,
         playout=playout,
-        publish=publish,
+        alerts=hub_alerts,
+        events=events,
+    )
+    scheduler = Scheduler(
+        settings,
+        clock,
+        table=announcement_rows,
+        as_run=as_run,
+        playout=playout,
+        alerts=hub_alerts,
+        events=events,
         clock_synced=synced,
     )
-    holder_ann["a"] = announcements
     retention = Retention(
         settings.retention,
         store,
         ingest_conn=ingest.conn,
         clock=clock,
-        render_dir=announcements.cache_dir,
-        render_lock=announcements.render_lock,
+        render_dir=renderer.cache_dir,
+        render_lock=renderer.render_lock,
     )
 
     notifier = Notifier(settings.notify, clock=clock, tz=settings.tz, outbox=Outbox(store))
@@ -328,23 +372,16 @@ def build_hub(
             log.warning("rules_file %s does not exist: no ready-made rules", settings.rules_file)
     rules.reload()
 
-    def on_ingest(stored: list[Stored], changes: list[Change]) -> None:
-        # Writer thread: hand over, never render or wait here.
-        for s in stored:
-            ev = s.event
-            if isinstance(ev, AnnounceCommand):
-                announcements.command(dict(ev.body), f"mqtt:{s.topic}")
-            elif isinstance(ev, Reading | Availability):
-                d = ingest.device(ev.device_id)
-                if d is not None and ha.needs(d.id, d.metrics, native=d.source == "native"):
-                    ha.device(_info(d), d.metrics if isinstance(ev, Reading) else None)
-        for c in changes:
-            if isinstance(c, StatusChange):
-                ha.health(c.device_id, c.status)
-        ha.drain()
-        rules.observe(stored, changes)
+    # Every subscription, once, in the order each event's handlers must run.
+    events.subscribe(BrokerLinkChanged, _discovery_on_link(ha, ingest))
+    events.subscribe(MessagesStored, _commands(announcements))
+    events.subscribe(MessagesStored, _discovery_on_messages(ha, ingest))
+    events.subscribe(MessagesStored, rules.on_messages)
+    # The service first: a failed broadcast's alert, then the announcement again.
+    events.subscribe(BroadcastLogged, announcements.on_broadcast_logged)
+    events.subscribe(AnnouncementChanged, scheduler.on_announcement_changed)
+    MqttMirror(settings.site, publish).subscribe(events)
 
-    ingest.listeners.append(on_ingest)
     if hardware is not None and hardware.buttons is not None:
         # gpiozero's callback threads: both hand over at once.
         hardware.buttons.when_emergency = announcements.emergency_button
@@ -356,17 +393,68 @@ def build_hub(
     return Hub(
         settings=settings,
         clock=clock,
+        events=events,
         store=store,
-        users=Users(store),
+        users=Users(store, http=settings.http, clock=clock),
+        feedback=Feedback(store, clock=clock),
+        devices=Devices(store, settings, clock, ingest.stats),
+        alerts=Alerts(store, clock, events),
         monitor=monitor,
         ingest=ingest,
         mqtt=link,
         retention=retention,
         playout=playout,
         announcements=announcements,
+        scheduler=scheduler,
         hardware=hardware,
         notifier=notifier,
         rules=rules,
         outputs=outputs,
         discovery=ha,
     )
+
+
+# -- subscribers that join two stages (writer thread, after each commit) ----------------------
+
+
+def _commands(announcements: Announcements) -> Callable[[MessagesStored], None]:
+    """``cmd/announce`` from the broker: handed to the service's worker, never rendered here."""
+
+    def handle(ev: MessagesStored) -> None:
+        for s in ev.stored:
+            if isinstance(s.event, AnnounceCommand):
+                announcements.command(dict(s.event.body), f"mqtt:{s.topic}")
+
+    return handle
+
+
+def _discovery_on_messages(
+    ha: HomeAssistantMirror, ingest: Ingest
+) -> Callable[[MessagesStored], None]:
+    """New devices and metrics, and health changes, for Home Assistant."""
+
+    def handle(ev: MessagesStored) -> None:
+        for s in ev.stored:
+            e = s.event
+            if isinstance(e, Reading | Availability):
+                d = ingest.device(e.device_id)
+                if d is not None and ha.needs(d.id, d.metrics, native=d.source == "native"):
+                    ha.device(_info(d), d.metrics if isinstance(e, Reading) else None)
+        for c in ev.changes:
+            if isinstance(c, StatusChange):
+                ha.health(c.device_id, c.status)
+        ha.drain()
+
+    return handle
+
+
+def _discovery_on_link(
+    ha: HomeAssistantMirror, ingest: Ingest
+) -> Callable[[BrokerLinkChanged], None]:
+    """paho's thread: after each (re)connect every device's configs are queued again."""
+
+    def handle(ev: BrokerLinkChanged) -> None:
+        if ev.connected:
+            ha.connected([_info(d) for d in ingest.devices()])
+
+    return handle

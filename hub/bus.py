@@ -4,8 +4,8 @@ Publishers are the ingest writer thread (device status, alerts), the playout
 thread and request handlers; subscribers are the Server-Sent Events streams on
 the loop. ``publish`` never blocks and never raises: it hands the event to the
 loop with ``call_soon_threadsafe`` and each subscriber has a bounded queue that
-drops its oldest event when a slow phone falls behind. The loop is learnt at the
-first request; before it is known there is no one to tell, so events are dropped.
+drops its oldest event when a slow phone falls behind. The app's lifespan binds
+the loop before the hub's services start, so nothing they publish is lost.
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ import threading
 from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
 
-from hub.clock import utc_iso
-from hub.events import AlertChange, Change, StatusChange, Stored
-from hub.ingest.writer import Ingest
+from hub.events import (
+    AlertChanged,
+    AnnouncementChanged,
+    BroadcastLogged,
+    DeviceStatusChanged,
+    Dispatcher,
+    PlayoutStateChanged,
+)
+from hub.services.alerts import AlertAcknowledged
+from hub.wire import alert_json, broadcast_json, playout_json, status_json
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +136,7 @@ class Bus:
 
     # -- loop thread ---------------------------------------------------------------------
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Deliver onto this loop (the server's); done at the first request."""
+        """Deliver onto this loop (the server's); done in the app's lifespan."""
         with self._lock:
             if self._loop is not loop:
                 self._loop = loop
@@ -177,41 +183,34 @@ class Bus:
             sub._offer(event)
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else utc_iso(datetime.fromtimestamp(ts, UTC))
+def attach(bus: Bus, events: Dispatcher) -> None:
+    """Feed the bus from the hub's events: announcements, playout state and the as-run log
+    are public; device status changes and alerts (the hub's own too) are for staff.
 
+    Handlers run in the publisher's thread; ``publish`` only schedules work on the loop.
+    """
 
-def change_event(change: Change) -> tuple[str, dict[str, Any]]:
-    """A monitor change as (kind, JSON-able data) for the live stream."""
-    if isinstance(change, StatusChange):
-        return "device", {
-            "id": change.device_id,
-            "kind": change.kind,
-            "status": change.status,
-            "previous": change.previous,
-            "at": _iso(change.at),
-            "reason": change.reason,
-        }
-    assert isinstance(change, AlertChange)
-    return "alert", {
-        "id": change.id,
-        "device_id": change.device_id,
-        "rule": change.rule,
-        "severity": change.severity,
-        "state": change.state,
-        "message": change.message,
-        "raised_at": _iso(change.raised_at),
-        "cleared_at": _iso(change.cleared_at),
-    }
+    def announcement(ev: AnnouncementChanged) -> None:
+        if ev.public is not None:
+            bus.publish("announcement", dict(ev.public), audience="public")
 
-
-def attach_ingest(bus: Bus, ingest: Ingest) -> None:
-    """Tell the bus about device status changes and alerts (staff only)."""
-
-    def listener(stored: list[Stored], changes: list[Change]) -> None:
-        # Ingest writer thread, after the commit: publishing only schedules work on the loop.
-        for change in changes:
-            kind, data = change_event(change)
-            bus.publish(kind, data, audience="staff")
-
-    ingest.listeners.append(listener)
+    events.subscribe(AnnouncementChanged, announcement)
+    events.subscribe(
+        PlayoutStateChanged,
+        lambda ev: bus.publish("playout", playout_json(ev.state), audience="public"),
+    )
+    events.subscribe(
+        BroadcastLogged,
+        lambda ev: bus.publish("broadcast", broadcast_json(ev.broadcast), audience="public"),
+    )
+    events.subscribe(
+        DeviceStatusChanged,
+        lambda ev: bus.publish("device", status_json(ev.change), audience="staff"),
+    )
+    events.subscribe(
+        AlertChanged, lambda ev: bus.publish("alert", alert_json(ev.alert), audience="staff")
+    )
+    events.subscribe(
+        AlertAcknowledged,
+        lambda ev: bus.publish("alert", alert_json(ev.alert), audience="staff"),
+    )

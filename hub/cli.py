@@ -56,8 +56,8 @@ def _settle_heap() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.api import create_app
     from hub.app import build_hub
+    from hub.server import create_app
 
     settings = _settings(args)
     logging.basicConfig(

@@ -106,6 +106,13 @@ class MessagesStored:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerLinkChanged:
+    """The hub's MQTT link connected (and subscribed) or went down (paho's thread)."""
+
+    connected: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceStatusChanged:
     change: StatusChange
 

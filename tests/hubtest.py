@@ -17,9 +17,9 @@ import uvicorn
 from gpiozero.pins.mock import MockFactory
 
 from audio.sinks import Sink
-from hub.api import create_app
 from hub.app import Hub, build_hub
 from hub.clock import Clock, FakeClock
+from hub.server import create_app
 from hub.services.users import Users
 from hub.settings import Settings, load_settings
 from tests.broker import Broker, free_port, wait_port

@@ -108,7 +108,6 @@ class Ingest:
         clock: Clock,
         *,
         events: Dispatcher,
-        ack: Callable[[Sequence[int]], None],
     ) -> None:
         self.settings = settings
         self.store = store
@@ -116,7 +115,7 @@ class Ingest:
         self.monitor = monitor
         self.clock = clock
         self.events = events
-        self._ack = ack
+        self._ack: Callable[[Sequence[int]], None] = _no_ack
         self.stats = IngestStats()
         # paho thread -> writer: deque.append/popleft are atomic; the event wakes an idle
         # writer. queue.Queue costs a lock and a notify per message on both sides.
@@ -153,7 +152,9 @@ class Ingest:
             if 0 < mid < PACKET_IDS and d:
                 last[mid] = int.from_bytes(d, "big")
 
-    def start(self) -> None:
+    def start(self, ack: Callable[[Sequence[int]], None]) -> None:
+        """``ack``: the MQTT link's batch acknowledgement, called after each commit."""
+        self._ack = ack
         self.stats.last_progress = self.clock.monotonic()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
@@ -441,3 +442,7 @@ class Ingest:
         for d in devices:
             d.written_at = mono
             self._dirty.pop(d.id, None)
+
+
+def _no_ack(mids: Sequence[int]) -> None:
+    """Before start nothing was received, so there is nothing to acknowledge."""

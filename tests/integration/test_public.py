@@ -28,11 +28,11 @@ from gpiozero.pins.mock import MockFactory
 
 from audio.sinks import Sink
 from audio.sinks.file import FileSink
-from hub.api import create_app
 from hub.api import feedback as feedback_api
 from hub.app import build_hub
 from hub.broadcast.recurrence import Recurrence
 from hub.clock import FakeClock
+from hub.server import create_app
 from hub.settings import Settings
 from hub.web import feed, feedback_form, poster, public_pages, staff_inbox
 from hub.words import catalogue, table

@@ -20,10 +20,10 @@ import uvicorn
 from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.api import create_app
 from hub.app import Hub, build_hub
 from hub.bus import Bus
 from hub.clock import Clock, FakeClock
+from hub.server import create_app
 from hub.services.users import Users
 from hub.settings import Settings
 from hub.web import mount_web

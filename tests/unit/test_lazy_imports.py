@@ -44,7 +44,7 @@ from pathlib import Path
 
 import hub.cli  # what the `langso` script imports
 import uvicorn  # what cmd_run imports, before building
-from hub.api import create_app
+from hub.server import create_app
 from hub.app import build_hub
 from hub.settings import load_settings
 
