@@ -10,18 +10,12 @@ import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from devices.gpio import (
-    Amplifier,
-    GpioConfig,
-    GpioError,
-    OnAirLed,
-    PaHardware,
-    PanelButtons,
-    PinConfigError,
-    UnknownZoneError,
-    ZoneRelays,
-    check_pins,
-)
+from devices.amplifier import Amplifier
+from devices.buttons import PanelButtons
+from devices.led import OnAirLed
+from devices.pa import GpioConfig, PaHardware, check_pins
+from devices.parts import GpioError, PinConfigError, UnknownZoneError
+from devices.zones import ZoneRelays
 
 AMP, ZONE_A, ZONE_B, LED_PIN, EMERGENCY, STOP = 17, 27, 22, 23, 5, 6
 
