@@ -1,4 +1,4 @@
-"""devices/simulator.py: the pure village model, then the runner against a real Mosquitto."""
+"""devices/simulation/ (the pure village), then devices/simulator.py (the runner) on Mosquitto."""
 
 from __future__ import annotations
 
@@ -17,14 +17,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.simulator import (
-    FLOOD_LEVELS_CM,
-    Message,
-    Simulator,
-    VillageModel,
-    client_share,
-    run_simulator,
-)
+from devices.simulation import FLOOD_LEVELS_CM, Message, VillageModel, client_share
+from devices.simulator import Simulator, run_simulator
 from tests.broker import Broker
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
