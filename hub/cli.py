@@ -120,11 +120,11 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_exists(args: argparse.Namespace) -> int:
-    from hub.store import Store
+    from hub.store import Store, users
 
     store = Store(_settings(args).db_path)
     try:
-        found = store.one("SELECT 1 FROM users WHERE username=?", (args.name,)) is not None
+        found = users.exists(store.connection(), args.name)
     finally:
         store.close()
     return 0 if found else 1

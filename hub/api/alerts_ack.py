@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter
 
 from hub.api.deps import HubDep, Technician
-from hub.services.alerts import alerts_of
 from hub.store.alerts import alert_json
 
 router = APIRouter(tags=["devices"])
@@ -17,4 +16,4 @@ router = APIRouter(tags=["devices"])
 def ack(hub: HubDep, user: Technician, alert_id: str) -> dict[str, Any]:
     """Acknowledge an alert (``acked_by``, ``acked_at``); idempotent. The live stream hears
     of it through :class:`hub.services.alerts.AlertAcknowledged`."""
-    return alert_json(alerts_of(hub).ack(alert_id, user.username))
+    return alert_json(hub.alerts.ack(alert_id, user.username))

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from hub.api.deps import HubDep, Technician, parse_time
 from hub.clock import iso
-from hub.services.alerts import StateFilter, alerts_of
-from hub.services.devices import Resolution, devices_of
+from hub.services.alerts import StateFilter
+from hub.services.devices import Resolution
 from hub.store.alerts import alert_json
 from hub.store.devices import dead_letter_json, device_json, event_json
 
@@ -39,7 +39,7 @@ def list_devices(
 
     Dashboards poll it: the list is encoded once per change of the devices table, and its
     ETag turns a poll of an unchanged list into a 304."""
-    listing = devices_of(hub).listing(kind, status)
+    listing = hub.devices.listing(kind, status)
     headers = {"ETag": listing.etag, "Cache-Control": "private, no-cache"}
     if listing.etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
@@ -49,8 +49,8 @@ def list_devices(
 @router.get("/api/devices/{device_id}")
 def get_device(hub: HubDep, user: Technician, device_id: str) -> dict[str, Any]:
     """One device, with its open alerts (the newest first)."""
-    d = device_json(devices_of(hub).get(device_id))
-    d["open_alerts"] = [alert_json(a) for a in alerts_of(hub).query("open", device_id, None)]
+    d = device_json(hub.devices.get(device_id))
+    d["open_alerts"] = [alert_json(a) for a in hub.alerts.query("open", device_id, None)]
     return d
 
 
@@ -68,7 +68,7 @@ def device_metrics(
     """A time series ``[{"ts", "value"}]``, oldest first. ``auto`` reads raw readings
     while they are kept and hourly averages beyond."""
     tz = hub.settings.tz
-    points = devices_of(hub).series(
+    points = hub.devices.series(
         device_id,
         name,
         parse_time(since, "since", tz),
@@ -88,7 +88,7 @@ def list_events(
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     t0 = parse_time(since, "since", hub.settings.tz)
-    return [event_json(e) for e in devices_of(hub).events(device, t0, limit)]
+    return [event_json(e) for e in hub.devices.events(device, t0, limit)]
 
 
 @router.get("/api/alerts")
@@ -99,7 +99,7 @@ def list_alerts(
     device: str | None = None,
     limit: Limit = 200,
 ) -> list[dict[str, Any]]:
-    return [alert_json(a) for a in alerts_of(hub).query(state, device, limit)]
+    return [alert_json(a) for a in hub.alerts.query(state, device, limit)]
 
 
 @router.get("/api/dead-letters")
@@ -108,4 +108,4 @@ def list_dead_letters(
 ) -> list[dict[str, Any]]:
     """Messages that could not be decoded, with the reason (payload shown as text or hex)."""
     t0 = parse_time(since, "since", hub.settings.tz)
-    return [dead_letter_json(d) for d in devices_of(hub).dead_letters(t0, limit)]
+    return [dead_letter_json(d) for d in hub.devices.dead_letters(t0, limit)]

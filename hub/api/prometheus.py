@@ -14,8 +14,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hub.app import Hub
-from hub.services.alerts import alerts_of
-from hub.services.devices import devices_of
 
 
 class HubCollector(Collector):
@@ -62,11 +60,11 @@ class HubCollector(Collector):
             value=1 if self.hub.mqtt.connected else 0,
         )
         devices = GaugeMetricFamily("langso_devices", "Devices by status", labels=["status"])
-        for status, n in devices_of(self.hub).status_counts().items():
+        for status, n in self.hub.devices.status_counts().items():
             devices.add_metric([status], n)
         yield devices
         yield GaugeMetricFamily(
-            "langso_alerts_open", "Open alerts", value=alerts_of(self.hub).open_count()
+            "langso_alerts_open", "Open alerts", value=self.hub.alerts.open_count()
         )
 
 

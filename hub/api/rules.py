@@ -12,8 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import HubDep, require
-from hub.app import Hub
-from hub.automation.rule_book import RuleBook
 from hub.automation.rule_model import Rule
 from hub.clock import iso
 from hub.services.users import User
@@ -22,11 +20,6 @@ from hub.store.rules import FiringRow, RuleRow
 router = APIRouter(tags=["rules"])
 
 Staff = Annotated[User, Depends(require("technician", "head"))]
-
-
-def rule_book(hub: Hub) -> RuleBook:
-    """A stateless view over the hub's store and engine: cheap to make per request."""
-    return RuleBook(hub.store, hub.clock, hub.rules, reload=hub.reload_rules)
 
 
 def rule_json(row: RuleRow) -> dict[str, Any]:
@@ -52,28 +45,28 @@ def firing_json(f: FiringRow) -> dict[str, Any]:
 
 @router.get("/api/rules")
 def list_rules(hub: HubDep, user: Staff) -> list[dict[str, Any]]:
-    return [rule_json(r) for r in rule_book(hub).all()]
+    return [rule_json(r) for r in hub.rule_book.all()]
 
 
 @router.post("/api/rules", status_code=201)
 def add_rule(hub: HubDep, user: Staff, rule: Rule) -> dict[str, Any]:
-    return rule_json(rule_book(hub).add(rule, user.username))
+    return rule_json(hub.rule_book.add(rule, user.username))
 
 
 @router.get("/api/rules/{rule_id}")
 def get_rule(hub: HubDep, user: Staff, rule_id: str) -> dict[str, Any]:
-    return rule_json(rule_book(hub).get(rule_id))
+    return rule_json(hub.rule_book.get(rule_id))
 
 
 @router.patch("/api/rules/{rule_id}")
 def patch_rule(hub: HubDep, user: Staff, rule_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Change some fields (e.g. ``{"enabled": false}`` or a new ``trigger``)."""
-    return rule_json(rule_book(hub).change(rule_id, changes, user.username))
+    return rule_json(hub.rule_book.change(rule_id, changes, user.username))
 
 
 @router.delete("/api/rules/{rule_id}", status_code=204)
 def delete_rule(hub: HubDep, user: Staff, rule_id: str) -> None:
-    rule_book(hub).delete(rule_id, user.username)
+    hub.rule_book.delete(rule_id, user.username)
 
 
 @router.get("/api/rules/{rule_id}/firings")
@@ -81,4 +74,4 @@ def rule_firings(
     hub: HubDep, user: Staff, rule_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:
     """What the rule fired, newest first, with the cause and each action's result."""
-    return [firing_json(f) for f in rule_book(hub).firings(rule_id, limit)]
+    return [firing_json(f) for f in hub.rule_book.firings(rule_id, limit)]

@@ -5,7 +5,7 @@ the request threads; an acknowledgement is published as :class:`AlertAcknowledge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from hub.clock import Clock
 from hub.errors import NotFound
@@ -88,24 +88,3 @@ class Alerts:
         if fresh:
             self._events.publish(AlertAcknowledged(acked))
         return acked
-
-
-class HubParts(Protocol):
-    """What the alert service is made of (a :class:`hub.app.Hub`)."""
-
-    @property
-    def store(self) -> Store: ...
-    @property
-    def clock(self) -> Clock: ...
-
-
-def alerts_of(hub: HubParts) -> Alerts:
-    """The hub's alert service: ``hub.alerts`` as build_hub made it; for a hub built without
-    it, made at the first request (on ``hub.events``, if the hub has a dispatcher)."""
-    found = getattr(hub, "alerts", None)
-    if isinstance(found, Alerts):
-        return found
-    events = getattr(hub, "events", None)
-    made = Alerts(hub.store, hub.clock, events if isinstance(events, Dispatcher) else Dispatcher())
-    setattr(hub, "alerts", made)  # noqa: B010 (Hub declares no such field yet)
-    return made

@@ -141,32 +141,3 @@ class Devices:
         """How many devices are in each status, every status named."""
         counts = repo.status_counts(self._store.connection())
         return {s: counts.get(s, 0) for s in STATUSES}
-
-
-class _Ingest(Protocol):
-    @property
-    def stats(self) -> Versioned: ...
-
-
-class HubParts(Protocol):
-    """What the device reads are made of (a :class:`hub.app.Hub`)."""
-
-    @property
-    def store(self) -> Store: ...
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def clock(self) -> Clock: ...
-    @property
-    def ingest(self) -> _Ingest: ...
-
-
-def devices_of(hub: HubParts) -> Devices:
-    """The hub's device reads: ``hub.devices`` as build_hub made it; for a hub built
-    without it, made at the first request and kept on the hub (its list cache with it)."""
-    found = getattr(hub, "devices", None)
-    if isinstance(found, Devices):
-        return found
-    made = Devices(hub.store, hub.settings, hub.clock, hub.ingest.stats)
-    setattr(hub, "devices", made)  # noqa: B010 (Hub declares no such field yet)
-    return made

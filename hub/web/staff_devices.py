@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 
 from devices.events import DEVICE_KINDS
 from hub.errors import NotFound
-from hub.services.alerts import alerts_of
 from hub.web import views
 from hub.web.charts import line_chart
 from hub.web.render import hub_of, not_found, read_form, render, translator
@@ -152,7 +151,7 @@ async def ack_form(request: Request, alert_id: str) -> Response:
         form_session, request, hub, form.get("csrf"), "technician", back="/app/"
     )
     try:
-        await run_in_threadpool(alerts_of(hub).ack, alert_id, session.user.username)
+        await run_in_threadpool(hub.alerts.ack, alert_id, session.user.username)
     except NotFound:
         return not_found(request, session, "error.not_found_text")
     back = safe_next(form.get("next"), "/app/alerts")

@@ -17,8 +17,6 @@ from typing import Any
 
 from hub.app import Hub
 from hub.errors import NotFound
-from hub.services.alerts import alerts_of
-from hub.services.devices import devices_of
 from hub.store.alerts import Alert
 from hub.store.devices import STATUSES as STATUSES  # the pages' and the tests' name for it
 from hub.store.devices import Device
@@ -93,12 +91,12 @@ def ordered_metrics(names: Sequence[str] | Mapping[str, Any]) -> list[str]:
 
 
 def devices(hub: Hub, kind: str | None = None) -> list[Device]:
-    return devices_of(hub).query(kind)
+    return hub.devices.query(kind)
 
 
 def device(hub: Hub, device_id: str) -> Device | None:
     try:
-        return devices_of(hub).get(device_id)
+        return hub.devices.get(device_id)
     except NotFound:
         return None
 
@@ -110,11 +108,11 @@ def status_counts(cards: Sequence[Device]) -> dict[str, int]:
 
 def open_alerts(hub: Hub, device_id: str | None = None) -> list[Alert]:
     """Critical first, then the newest."""
-    return alerts_of(hub).open(device_id)
+    return hub.alerts.open(device_id)
 
 
 def cleared_alerts(hub: Hub, device_id: str | None = None, limit: int = 30) -> list[Alert]:
-    return alerts_of(hub).cleared(device_id, limit)
+    return hub.alerts.cleared(device_id, limit)
 
 
 def alert_title(t: Translator, a: Alert) -> str:
@@ -135,7 +133,7 @@ class EventRow:
 
 def recent_events(hub: Hub, t: Translator, device_id: str, limit: int = 10) -> list[EventRow]:
     out = []
-    for e in devices_of(hub).events(device_id, limit=limit):
+    for e in hub.devices.events(device_id, limit=limit):
         data = e.data
         if e.type == "status":
             text = t("event.online" if data.get("online") else "event.offline")
@@ -159,7 +157,7 @@ def series(
 ) -> list[tuple[float, float]]:
     """One metric over [t0, t1] in about ``points`` averaged points; counters become a rate
     (kB/s)."""
-    out = devices_of(hub).averaged(device_id, name, t0, t1, points)
+    out = hub.devices.averaged(device_id, name, t0, t1, points)
     if name.endswith(COUNTERS_SUFFIX):
         rate = []
         for (ta, va), (tb, vb) in pairwise(out):
