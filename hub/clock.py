@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
 
@@ -78,6 +78,11 @@ class FakeClock:
 def utc_iso(dt: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, as every response carries it."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
+
+
+def local_time(ts: float, tz: tzinfo) -> datetime:
+    """Epoch seconds as an aware datetime in the village's zone (the pages, the rules)."""
+    return datetime.fromtimestamp(ts, UTC).astimezone(tz)
 
 
 def iso(ts: float | datetime | None) -> str | None:

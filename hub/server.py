@@ -60,7 +60,6 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     )
     app.state.hub = hub
     app.state.bus = bus
-    app.state.throttle = auth.Throttle()
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,8 +2,7 @@
 
 The sign-in throttle lives in :meth:`hub.services.users.Users.sign_in`, shared with the web
 page's sign-in; too many failures raise ``Throttled`` (429 with Retry-After, mapped in
-hub/api/errors.py). :class:`Throttle` is that limiter in the shape ``app.state.throttle``
-and hub/web/pages.py still use.
+hub/api/errors.py).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from pydantic import BaseModel
 
 from hub.api.deps import HubDep, client_address
 from hub.errors import AuthError
-from hub.ratelimit import RateLimiter
 
 router = APIRouter(tags=["auth"])
 
@@ -35,24 +33,3 @@ def token(
     except AuthError as e:
         raise HTTPException(401, str(e), headers={"WWW-Authenticate": "Bearer"}) from None
     return Token(access_token=access)
-
-
-class Throttle:
-    """Failed sign-ins per (user name, address) on a :class:`RateLimiter` made at the first
-    check with the limit the caller gives."""
-
-    def __init__(self) -> None:
-        self._limiter: RateLimiter | None = None
-
-    def blocked(self, key: tuple[str, str], now: float, limit: int, window: float) -> float:
-        if self._limiter is None:
-            self._limiter = RateLimiter(limit, window)
-        return self._limiter.wait("\x00".join(key), now)
-
-    def fail(self, key: tuple[str, str], now: float) -> None:
-        if self._limiter is not None:
-            self._limiter.add("\x00".join(key), now)
-
-    def reset(self, key: tuple[str, str]) -> None:
-        if self._limiter is not None:
-            self._limiter.reset("\x00".join(key))

@@ -2,8 +2,6 @@
 
 Thin: every write goes through :class:`hub.services.users.Users`, which checks and audits
 it; a refusal is a domain error that hub/api/errors.py turns into 404, 409 or 422.
-``UserError``, ``add_user``, ``change_user`` and ``reset_password`` are the same calls in
-the shape hub/web/pages.py still imports.
 """
 
 from __future__ import annotations
@@ -14,9 +12,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import HubDep, require
-from hub.api.errors import status_of
-from hub.app import Hub
-from hub.services.users import AccountError, Role, User
+from hub.services.users import Role, User
 
 router = APIRouter(tags=["users"])
 
@@ -71,49 +67,3 @@ def set_password(hub: HubDep, admin: Admin, user_id: int, body: NewPassword) -> 
     now = hub.clock.now().timestamp()
     hub.users.set_password(user_id, body.password, actor=admin.username, now=now)
     return Response(status_code=204)
-
-
-# -- the same calls as hub/web/pages.py imports them ---------------------------------------
-class UserError(ValueError):
-    """A refused change, with its HTTP status and the page's catalogue key."""
-
-    def __init__(self, status: int, key: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.key, self.detail = status, key, detail
-
-    @classmethod
-    def of(cls, e: AccountError) -> UserError:
-        return cls(status_of(e) or 422, f"users.err.{e.reason}", str(e))
-
-
-def add_user(hub: Hub, actor: User, username: str, role: str, password: str) -> User:
-    try:
-        return hub.users.add(
-            username, role, password, actor=actor.username, now=hub.clock.now().timestamp()
-        )
-    except AccountError as e:
-        raise UserError.of(e) from None
-
-
-def change_user(
-    hub: Hub, actor: User, user_id: int, *, role: str | None = None, disabled: bool | None = None
-) -> User:
-    try:
-        return hub.users.change(
-            user_id,
-            role=role,
-            disabled=disabled,
-            actor=actor.username,
-            now=hub.clock.now().timestamp(),
-        )
-    except AccountError as e:
-        raise UserError.of(e) from None
-
-
-def reset_password(hub: Hub, actor: User, user_id: int, password: str) -> None:
-    try:
-        hub.users.set_password(
-            user_id, password, actor=actor.username, now=hub.clock.now().timestamp()
-        )
-    except AccountError as e:
-        raise UserError.of(e) from None

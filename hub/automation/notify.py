@@ -34,17 +34,7 @@ from hub.automation.notify_settings import AnyChannel, NotifySettings
 from hub.clock import Clock, SystemClock
 from hub.store.outbox import Outbox
 
-# Notification and Outbox are re-exported: the composition root builds a notifier here.
-__all__ = [
-    "JITTER",
-    "RETRY_AFTER_MAX_S",
-    "Deliver",
-    "Delivery",
-    "Notification",
-    "Notifier",
-    "NotifyStats",
-    "Outbox",
-]
+__all__ = ["JITTER", "RETRY_AFTER_MAX_S", "Deliver", "Delivery", "Notifier", "NotifyStats"]
 
 log = logging.getLogger(__name__)
 

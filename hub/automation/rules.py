@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,56 +33,26 @@ from hub.automation.rule_model import (
     AlertTrigger,
     AnnounceAction,
     ButtonTrigger,
-    Conditions,
     MetricTrigger,
-    NotifyAction,
-    PublishAction,
     Rule,
     ScheduleTrigger,
     StatusTrigger,
-    SwitchAction,
-    load_rules_file,
     validate_rule,
 )
 from hub.automation.templates import render_template, value_text
 from hub.broadcast.recurrence import Recurrence, in_window
-from hub.clock import Clock, utc_iso
+from hub.clock import Clock, local_time, utc_iso
 from hub.events import AlertChange, Change, MessagesStored, StatusChange, Stored
+from hub.ingest.monitor import OPS
 from hub.store import Store
 from hub.store import rules as repo
 
-# The engine, and the names hub/app.py and hub/web/ import from here (the rule language
-# itself is rule_model's: new code imports it from there).
-__all__ = [
-    "PRERENDER_MAX",
-    "AlertTrigger",
-    "AnnounceAction",
-    "ButtonTrigger",
-    "Conditions",
-    "DeviceView",
-    "Effects",
-    "MetricTrigger",
-    "NotifyAction",
-    "PublishAction",
-    "Rule",
-    "RulesEngine",
-    "ScheduleTrigger",
-    "StatusTrigger",
-    "SwitchAction",
-    "load_rules_file",
-]
+__all__ = ["PRERENDER_MAX", "RulesEngine"]
 
 log = logging.getLogger(__name__)
 
 #: Emergency texts rendered ahead at most per pass (about 0.5 s of CPU each).
 PRERENDER_MAX = 120
-
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-}
 
 
 @dataclass(slots=True)
@@ -283,7 +252,7 @@ class RulesEngine:
         st = self._state.setdefault((rule.id, dev), _Incident(since=now))
         if fresh:
             st.value = value
-        over = _OPS[t.op](value, t.value)
+        over = OPS[t.op](value, t.value)
         back = t.value - t.hysteresis if t.op in (">", ">=") else t.value + t.hysteresis
         under = (value < back) if t.op in (">", ">=") else (value > back)
         # The raw condition: raising while over, clearing only once back past hysteresis.
@@ -354,7 +323,7 @@ class RulesEngine:
         device = SimpleNamespace(
             id=dev or "", name=(d.name if d else dev) or "", kind=d.kind if d else ""
         )
-        local = datetime.fromtimestamp(now, UTC).astimezone(self.tz)
+        local = local_time(now, self.tz)
         value = cause.get("value")
         return {
             "device": device,

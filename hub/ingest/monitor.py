@@ -12,10 +12,11 @@ import operator
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import time
 from zoneinfo import ZoneInfo
 
 from devices.events import Availability, Reading
+from hub.clock import local_time
 from hub.events import AlertChange, Change, DeviceStatus, StatusChange
 from hub.settings import HealthSettings, Threshold
 
@@ -23,7 +24,8 @@ __all__ = ["AlertChange", "Change", "Monitor", "StatusChange"]
 
 Status = DeviceStatus
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
+#: The comparisons a threshold (and a rule's metric trigger) may use.
+OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
     "<": operator.lt,
@@ -70,7 +72,7 @@ def _in_window(window: str | None, at: float, tz: ZoneInfo) -> bool:
         return True
     start_s, end_s = window.split("-")
     start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
-    local = datetime.fromtimestamp(at, UTC).astimezone(tz).time()
+    local = local_time(at, tz).time()
     if start <= end:
         return start <= local < end
     return local >= start or local < end  # a window across midnight
@@ -188,7 +190,7 @@ class Monitor:
         c = h.conds.get(name)
         if c is None:
             c = h.conds[name] = _Cond(since=at)
-        raw = _OPS[t.op](value, t.value) and _in_window(t.during, at, self.tz)
+        raw = OPS[t.op](value, t.value) and _in_window(t.during, at, self.tz)
         if fresh:
             c.value = value
         if raw != c.raw:

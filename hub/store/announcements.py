@@ -20,6 +20,7 @@ from hub.clock import iso, utc_iso
 from hub.events import AnnouncementChanged, Broadcast
 from hub.store import Store
 from hub.wire import broadcast_json
+from hub.words.schedule import describe_schedule
 
 Row = sqlite3.Row
 
@@ -132,7 +133,8 @@ class AnnouncementTable:
             (row["id"],),
         )
         tz = self.tz
-        start = datetime.fromisoformat(row["start_local"]).replace(tzinfo=tz)
+        start_local = datetime.fromisoformat(row["start_local"])
+        start = start_local.replace(tzinfo=tz)
         out: dict[str, Any] = {
             "id": row["id"],
             "title": row["title"],
@@ -152,6 +154,11 @@ class AnnouncementTable:
             "status": row["status"],
             "corrects": row["corrects"],
             "next_run": iso(row["next_run"]),
+            # The schedule in words, as the pages and the calendar say it.
+            "schedule_words": {
+                lang: describe_schedule(row["rrule"], start_local, lang, voice="public")
+                for lang in ("vi", "en")
+            },
             "duration_s": row["duration_s"],
             "audio_url": f"/api/announcements/{row['id']}/audio",
             "created_at": iso(row["created_at"]),

@@ -10,11 +10,13 @@ forbid inline styles.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
+
+from hub.clock import local_time
 
 W, H = 360, 170
 LEFT, RIGHT, TOP, BOTTOM = 46, 10, 12, 26  # the plot area's margins; values in the left one
@@ -31,7 +33,7 @@ def _ticks(t0: float, t1: float, tz: ZoneInfo) -> tuple[list[datetime], bool]:
         step_h, days = 24, True
     else:
         step_h, days = 24 * 7, True
-    start = datetime.fromtimestamp(t0, UTC).astimezone(tz)
+    start = local_time(t0, tz)
     if days:
         local = start.replace(hour=0, minute=0, second=0, microsecond=0).replace(tzinfo=None)
     else:

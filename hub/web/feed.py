@@ -26,6 +26,7 @@ from hub.store import read_models
 from hub.store.read_models import Shown
 from hub.web.render import base_url, hub_of, iso_text, translator
 from hub.words import Translator
+from hub.words.schedule import describe_schedule
 from hub.words.times import WEEKDAYS
 
 if TYPE_CHECKING:
@@ -239,7 +240,9 @@ def ics_calendar(
         e.add("DTSTART", a.start_local, parameters={"TZID": zone})
         e.add("DURATION", timedelta(seconds=max(MIN_EVENT_S, math.ceil(a.duration_s or 0))))
         e.add("SUMMARY", _text(a.title))
-        e.add("DESCRIPTION", _text(f"{a.text or t('pub.recording')}\n\n{listen}"))
+        # The schedule in the words the pages use: a calendar app shows the RRULE its own way.
+        when = describe_schedule(a.rrule, a.start_local, t.lang, voice="public")
+        e.add("DESCRIPTION", _text(f"{a.text or t('pub.recording')}\n\n{when}\n{listen}"))
         e.add("CATEGORIES", [_NOT_XML.sub("", t(f"pub.cat.{a.category}"))])
         e.add("URL", page)
         e.add("STATUS", "CONFIRMED")

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from hub.api.feedback import read_body
+from hub.api.deps import read_body
 from hub.errors import Throttled
 from hub.services.feedback import CATEGORIES, FeedbackIn
 from hub.web.public_pages import script_words

@@ -5,7 +5,7 @@ code to the page). No sign-in, Vietnamese first; read from :mod:`hub.store.read_
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from hub.app import Hub
+from hub.clock import local_time
 from hub.store import read_models
 from hub.store.read_models import Shown
 from hub.web.feed import audio_type
@@ -80,7 +81,7 @@ def _helpers(t: Translator, tz: tzinfo) -> dict[str, Any]:
     """What the residents' templates call, beside the frame's own."""
 
     def local_day(ts: float) -> dict[str, str]:
-        d = datetime.fromtimestamp(ts, UTC).astimezone(tz)
+        d = local_time(ts, tz)
         return {"wday": WEEKDAYS[d.weekday()].lower(), "date": t.day(d), "time": f"{d:%H:%M}"}
 
     return {

@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hub.app import Hub
 from hub.broadcast.recurrence import local_naive, to_utc
-from hub.clock import iso
+from hub.clock import iso, local_time
 from hub.store import read_models
 from hub.store.read_models import Logged
 from hub.web.forms import parse_date
@@ -91,7 +91,7 @@ def _filter(request: Request) -> LogFilter:
 
 
 def _local(ts: float, tz: tzinfo) -> datetime:
-    return datetime.fromtimestamp(ts, UTC).astimezone(tz)
+    return local_time(ts, tz)
 
 
 @router.get("/app/history", response_class=HTMLResponse)

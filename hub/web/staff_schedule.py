@@ -21,6 +21,7 @@ from hub.app import Hub
 from hub.broadcast.announcements import Actor
 from hub.broadcast.recurrence import Recurrence, local_naive, to_utc
 from hub.broadcast.rendering import AUDIO_TYPES
+from hub.clock import local_time
 from hub.errors import HubError
 from hub.store import read_models
 from hub.web.forms import read_fields
@@ -146,7 +147,7 @@ def week_view(hub: Hub, t: Translator, offset: int) -> dict[str, Any]:
             (e for e in found.values() if _local_date(e["at"], tz) == d), key=lambda e: e["at"]
         )
         for e in entries:
-            e["time"] = f"{datetime.fromtimestamp(e['at'], UTC).astimezone(tz):%H:%M}"
+            e["time"] = f"{local_time(e['at'], tz):%H:%M}"
         days.append(
             {
                 "date": d,
@@ -170,7 +171,7 @@ def week_view(hub: Hub, t: Translator, offset: int) -> dict[str, Any]:
 
 
 def _local_date(ts: float, tz: tzinfo) -> date:
-    return datetime.fromtimestamp(ts, UTC).astimezone(tz).date()
+    return local_time(ts, tz).date()
 
 
 @router.get("/app/schedule", response_class=HTMLResponse)

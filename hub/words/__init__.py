@@ -15,10 +15,12 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
+
+from hub.clock import local_time
 
 HERE = Path(__file__).parent
 
@@ -104,7 +106,7 @@ class Translator:
     def when(self, ts: float | None, tz: ZoneInfo) -> str:
         if ts is None:
             return "—"
-        d = datetime.fromtimestamp(ts, UTC).astimezone(tz)
+        d = local_time(ts, tz)
         if self.lang == "vi":
             return d.strftime("%H:%M %d/%m/%Y")
         return f"{date_text(d, self.lang)}, {d:%H:%M}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
+from hub.clock import local_time
 from hub.words import Translator, date_text
 
 #: RFC 5545 weekday codes, Monday first (the order of ``date.weekday()``).
@@ -21,8 +22,8 @@ def weekday_name(t: Translator, d: date) -> str:
 
 def when_text(t: Translator, ts: float, tz: tzinfo, now: float) -> str:
     """A time as the head reads it: "Hôm nay, 19:30", "Ngày mai, 06:00", "Thứ Năm 03/12, 19:30"."""
-    d = datetime.fromtimestamp(ts, UTC).astimezone(tz)
-    today = datetime.fromtimestamp(now, UTC).astimezone(tz).date()
+    d = local_time(ts, tz)
+    today = local_time(now, tz).date()
     hm = f"{d:%H:%M}"
     if d.date() == today:
         return t("when.today", time=hm)

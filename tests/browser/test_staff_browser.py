@@ -128,7 +128,12 @@ def test_compose_listen_schedule_then_on_air_live_and_stop(
         ]
         if "ends" not in extra:
             items.append(("ends", "never"))
-        assert rrule_shown(page) == picker_rrule(Fields(items)), (freq, extra)
+        expected = picker_rrule(Fields(items))
+        page.wait_for_function(
+            "r => document.querySelector('[data-sched-rrule]').textContent.trim() === r",
+            arg=expected,
+        )
+        assert rrule_shown(page) == expected, (freq, extra)
     pick(page, "weekly", {"byday": ["MO", "TH"]})
     page.fill("#time", "19:30")
     page.wait_for_function(

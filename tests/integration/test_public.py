@@ -26,14 +26,16 @@ import uvicorn
 from dateutil.rrule import rruleset, rrulestr
 from gpiozero.pins.mock import MockFactory
 
+import hub.services.feedback as feedback_api
 from audio.sinks import Sink
 from audio.sinks.file import FileSink
-from hub.api import feedback as feedback_api
 from hub.app import build_hub
 from hub.broadcast.recurrence import Recurrence
 from hub.clock import FakeClock
+from hub.ratelimit import RateLimiter
 from hub.server import create_app
 from hub.settings import Settings
+from hub.store.feedback import SALT_KEY
 from hub.web import feed, feedback_form, poster, public_pages, staff_inbox
 from hub.words import catalogue, table
 from hub.words.schedule import describe_schedule
@@ -451,7 +453,7 @@ def test_feedback_is_stored_hashed_listed_for_the_head_and_marked_with_an_audit(
     assert report["name"] is None and report["category"] == "power"
     row = web.hub.store.one("SELECT * FROM feedback WHERE id=?", (report["id"],))
     assert row is not None
-    salt = web.hub.store.get_meta(feedback_api.SALT_KEY)
+    salt = web.hub.store.get_meta(SALT_KEY)
     assert salt and len(salt) >= 32
     assert row["ip_hash"] == hashlib.sha256(f"{salt}\x00127.0.0.1".encode()).hexdigest()
     assert "127.0.0.1" not in json.dumps(dict(row))
@@ -518,13 +520,13 @@ def test_feedback_limits_size_length_and_rate(web: PublicHub, anon: httpx.Client
 
 
 def test_the_rate_limiter_is_bounded() -> None:
-    limiter = feedback_api.RateLimiter(2, 60, max_keys=3)
+    limiter = RateLimiter(2, 60, max_keys=3)
     for key in ("a", "b", "c", "d"):
         assert limiter.hit(key, 0.0) == 0.0
     assert len(limiter) == 3  # "a" was forgotten first
     assert limiter.hit("d", 1.0) == 0.0 and limiter.hit("d", 2.0) == pytest.approx(58.0)
     assert limiter.hit("d", 60.5) == 0.0  # the first hit left the window
-    everyone = feedback_api.RateLimiter(5, 60, global_limit=2)
+    everyone = RateLimiter(5, 60, global_limit=2)
     assert everyone.hit("x", 0) == 0 and everyone.hit("y", 0) == 0
     assert everyone.hit("z", 10) == pytest.approx(50.0)
 

@@ -19,7 +19,7 @@ import pytest
 
 from audio.sinks.null import NullSink
 from hub.api.deps import CSRF_HEADER
-from hub.automation.rules import Rule, load_rules_file
+from hub.automation.rule_model import Rule, load_rules_file
 from hub.clock import FakeClock
 from hub.web.forms import Fields, picker_fields, picker_rrule
 from hub.web.staff_rules import parse_rule_text, rule_toml

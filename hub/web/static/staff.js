@@ -1,7 +1,6 @@
 /* Làng Số — the staff's announcement pages. Each works without this script; with it:
    - compose: the parts of the form that apply (source, when, how it repeats), the
-     schedule in words as you pick it (the RRULE is made here, as the server makes it,
-     and the server says it in words), "listen" to the text (POST /api/tts/preview),
+     schedule as you pick it (the server makes the RRULE and says it in words), "listen" to the text (POST /api/tts/preview),
      record in the browser (MediaRecorder) or pick a file, both uploaded to POST
      /api/audio, emergency's confirmation box;
    - the dashboard and the schedule: the list of next broadcasts follows the hub live
@@ -95,41 +94,11 @@
       $$("[data-emergency-only]", form).forEach(function (el) { el.hidden = !emergency; });
     }
 
-    // The same mapping as hub.web.staff.picker_rrule (tests compare the two).
-    var WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
-    function rruleOf() {
-      var freq = value("freq") || "daily";
-      var rule;
-      if (freq === "custom") {
-        return value("rrule_custom").trim().replace(/^RRULE:/i, "").toUpperCase();
-      } else if (freq === "daily") {
-        rule = "FREQ=DAILY";
-      } else if (freq === "weekdays") {
-        rule = "FREQ=WEEKLY;BYDAY=" + WEEKDAYS.slice(0, 5).join(",");
-      } else if (freq === "weekly") {
-        var days = values("byday");
-        var ordered = WEEKDAYS.filter(function (d) { return days.indexOf(d) >= 0; });
-        if (!ordered.length) return "";
-        rule = "FREQ=WEEKLY;BYDAY=" + ordered.join(",");
-      } else if (freq === "monthly") {
-        rule = "FREQ=MONTHLY;BYMONTHDAY=" + (value("monthday") || "1");
-      } else {
-        return "";
-      }
-      var ends = value("ends");
-      if (ends === "count" && value("count")) rule += ";COUNT=" + parseInt(value("count"), 10);
-      if (ends === "until" && value("until")) rule += ";UNTIL=" + value("until").replace(/-/g, "") + "T235959";
-      return rule;
-    }
-
     var preview = $("[data-sched-preview]", form);
     var pending = null;
     var asked = 0;
     function describe() {
       if (!preview) return;
-      var rule = value("when") === "repeat" && value("priority") !== "emergency" ? rruleOf() : "";
-      $("[data-sched-rrule]", preview).textContent = rule;
-      $("[data-sched-rrule-line]", preview).hidden = !rule;
       window.clearTimeout(pending);
       pending = window.setTimeout(function () {
         var q = new URLSearchParams();
@@ -149,9 +118,9 @@
             var err = $("[data-sched-error]", preview);
             err.textContent = d.error || "";
             err.hidden = !d.error;
-            if (d.rrule !== undefined && d.rrule !== rule && window.console) {
-              window.console.warn("RRULE: the page made " + rule + ", the hub " + d.rrule);
-            }
+            // The RRULE is the hub's (hub.web.forms.picker_rrule): the page makes none.
+            $("[data-sched-rrule]", preview).textContent = d.rrule || "";
+            $("[data-sched-rrule-line]", preview).hidden = !d.rrule;
           })
           .catch(function () { /* the words stay as they were; the form still works */ });
       }, 150);
