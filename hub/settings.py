@@ -59,6 +59,24 @@ class HttpSettings(_Model):
         5, ge=1, description="Failed sign-ins per user name and address before a pause."
     )
     login_window_s: float = Field(300.0, gt=0, description="Window for counting failed sign-ins.")
+    account_attempts: int = Field(
+        20, ge=1, description="Failed sign-ins per user name, from any address, before a pause."
+    )
+    address_attempts: int = Field(
+        30, ge=1, description="Failed sign-ins per address, for any user name, before a pause."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "is believed; from anyone else the header is ignored.",
+    )
+    max_hashing: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Password checks (Argon2id, 64 MiB each) run at once; the rest wait "
+        "briefly, then get 429.",
+    )
     public_url: str | None = Field(
         None,
         description="The address residents reach the hub at (http://192.168.1.10:8080, "
@@ -105,6 +123,18 @@ class IngestSettings(_Model):
         ge=100,
         description="Messages held in memory between MQTT and the writer (then TCP "
         "back-pressure holds the broker back).",
+    )
+    max_metrics_per_device: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Metric names one device may have; readings with new names beyond it go "
+        "to dead letters.",
+    )
+    max_discovery_configs: int = Field(
+        5_000,
+        ge=0,
+        description="Home Assistant discovery configs the hub publishes at most (0: none).",
     )
 
 
