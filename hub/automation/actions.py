@@ -19,6 +19,7 @@ from hub.automation.rule_model import (
     NotifyAction,
     PublishAction,
     SwitchAction,
+    output_limit,
 )
 from hub.automation.templates import render_template
 
@@ -54,7 +55,7 @@ def perform(
     *,
     incident: str,
     corrects: str | None,
-    ctx: Mapping[str, Any],
+    ctx: Mapping[str, str],
 ) -> tuple[str, str | None]:
     """Do one action; (the firing log's line, the announcement it made when it raised one).
 
@@ -97,8 +98,8 @@ def perform(
         e.switch(a.output, a.duration_s)
         return f"switch: {a.output} on for {a.duration_s:g} s", None
     if isinstance(a, PublishAction):
-        topic = render_template(a.topic, ctx)
-        payload = render_template(a.payload, ctx)
+        topic = render_template(a.topic, ctx, limit=output_limit("topic"))
+        payload = render_template(a.payload, ctx, limit=output_limit("payload"))
         e.publish(topic, payload.encode(), a.retain, a.qos)
         return f"publish: {topic}", None
     raise TypeError(type(a).__name__)

@@ -13,12 +13,11 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.automation.templates import render_template
+from hub.automation.templates import OUTPUT_MAX, check_template
 from hub.broadcast.recurrence import Recurrence
 from hub.errors import ConfigError
 
@@ -132,15 +131,35 @@ class Rule(_M):
 
 
 # --- checks ----------------------------------------------------------------------------------
-def sample_context(rule: Rule) -> dict[str, Any]:
+#: Actions that reach the loudspeakers, a relay or the broker: a technician's rule with one of
+#: these waits for the head's approval (the same second person as an announcement's).
+LOUD_ACTIONS = frozenset({"announce", "switch", "publish"})
+
+#: The longest a filled template may be, by field (the rest: ``OUTPUT_MAX`` characters). A
+#: topic and a payload may be as long as their field; a spoken or sent text is capped.
+OUTPUT_LIMITS = {"topic": 200, "payload": 4096}
+
+
+def output_limit(field: str) -> int:
+    return OUTPUT_LIMITS.get(field, OUTPUT_MAX)
+
+
+def needs_approval(rule: Rule) -> bool:
+    """Whether the rule reaches the loudspeakers, a relay or an MQTT publish."""
+    return any(a.type in LOUD_ACTIONS for a in rule.actions)
+
+
+def sample_context(rule: Rule) -> dict[str, str]:
     """What a rule's templates are tried with when it is saved: every placeholder set."""
-    dev = SimpleNamespace(id="wl-01", name="Cầu Đông", kind="sensor")
     return {
-        "device": dev,
+        "device.id": "wl-01",
+        "device.name": "Cầu Đông",
+        "device.kind": "sensor",
         "value": "182",
         "metric": "water_level_cm",
         "status": "offline",
-        "rule": SimpleNamespace(name=rule.name, id=rule.id),
+        "rule.name": rule.name,
+        "rule.id": rule.id,
         "time": "19:30",
         "state": "raised",
         "level": str(rule.vars.get("level", "")),
@@ -151,7 +170,8 @@ def sample_context(rule: Rule) -> dict[str, Any]:
 def validate_rule(
     rule: Rule, *, groups: Mapping[str, Sequence[str]], outputs: Sequence[str], zones: Sequence[str]
 ) -> None:
-    """Cross-field checks: templates render, groups, outputs and zones exist."""
+    """Cross-field checks: templates fill (named fields only, output capped), groups,
+    outputs and zones exist."""
     ctx = sample_context(rule)
     for i, a in enumerate(rule.actions):
         where = f"actions.{i}"
@@ -159,7 +179,7 @@ def validate_rule(
             t = getattr(a, name, None)
             if t:
                 try:
-                    render_template(t, ctx)
+                    check_template(t, ctx, limit=output_limit(name))
                 except ValueError as e:
                     raise ValueError(f"{where}.{name}: {e}") from None
         if isinstance(a, NotifyAction):

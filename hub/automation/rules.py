@@ -8,7 +8,8 @@ it raises, "clear" actions (a cancellation announcement, an all-clear message) o
 when it clears, and a cooldown keeps a flapping sensor from raising again at once.
 
 The language is in ``rule_model.py``, the actions in ``actions.py``, the stored rules
-and firings in ``hub/store/rules.py``; the staff edit rules through ``rule_book.py``.
+and firings in ``hub/store/rules.py``; the staff edit rules through ``rule_book.py``, and
+one that reaches the loudspeakers, a relay or the broker runs only once a head approved it.
 
 Threads: ``observe`` (:meth:`RulesEngine.on_messages`), ``tick`` and ``reload`` run in the
 ingest writer thread (as the monitor does); actions are handed over without blocking it.
@@ -22,7 +23,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -37,6 +37,7 @@ from hub.automation.rule_model import (
     Rule,
     ScheduleTrigger,
     StatusTrigger,
+    needs_approval,
     validate_rule,
 )
 from hub.automation.templates import render_template, value_text
@@ -46,6 +47,7 @@ from hub.events import AlertChange, Change, MessagesStored, StatusChange, Stored
 from hub.ingest.monitor import OPS
 from hub.store import Store
 from hub.store import rules as repo
+from hub.store.rules import Approval, RuleRow
 
 __all__ = ["PRERENDER_MAX", "RulesEngine"]
 
@@ -94,14 +96,29 @@ class RulesEngine:
 
     # -- rules in the database ------------------------------------------------------------
     def seed(self, rules: Sequence[Rule]) -> None:
-        """Rules from the config file go in unless the database has them (edited ones win)."""
+        """Rules from the config file go in unless the database has them (edited ones win).
+
+        The file is the installer's, as trusted as the hub's own settings: its rules come
+        approved (also those a database from before approvals holds as the file wrote them).
+        """
         now = self.clock.now().timestamp()
+        approval = Approval("approved", "config", now)
         with self.store.transaction() as conn:
             for r in rules:
                 self.validate(r)
-                repo.insert(
-                    conn, r.id, r.model_dump_json(), source="config", created_by="config", at=now
-                )
+                if repo.insert(
+                    conn,
+                    r.id,
+                    r.model_dump_json(),
+                    source="config",
+                    created_by="config",
+                    at=now,
+                    approval=approval,
+                ):
+                    continue
+                row = repo.get(conn, r.id)
+                if row is not None and row.source == "config" and row.approval is None:
+                    repo.set_approval(conn, r.id, approval)
 
     def validate(self, rule: Rule) -> None:
         """The cross-field checks against this hub's groups, outputs and zones (ValueError)."""
@@ -109,8 +126,17 @@ class RulesEngine:
             rule, groups=self.effects.groups, outputs=self.effects.outputs, zones=self.effects.zones
         )
 
+    @staticmethod
+    def armed(rule: Rule, row: RuleRow) -> bool:
+        """Whether a stored rule runs: enabled, and approved when it reaches the
+        loudspeakers, a relay or the broker (the rule book stores such a rule disabled
+        until a head approves it; this holds even for a row written some other way)."""
+        approved = row.approval is not None and row.approval.approved
+        return rule.enabled and (approved or not needs_approval(rule))
+
     def reload(self) -> None:
         rules = {}
+        armed: list[Rule] = []
         for row in repo.every(self.store.connection()):
             try:
                 r = Rule.model_validate_json(row.definition)
@@ -118,18 +144,29 @@ class RulesEngine:
                 log.exception("a stored rule no longer validates; skipped")
                 continue
             rules[r.id] = r
+            if self.armed(r, row):
+                armed.append(r)
+            elif r.enabled:
+                log.warning("rule %s awaits a head's approval: it does not run yet", r.id)
+        before = {r.id: r.trigger for rs in self._by_type.values() for r in rs}
         self.rules = rules
         self._by_type = {}
-        for r in rules.values():
-            if r.enabled:
-                self._by_type.setdefault(type(r.trigger), []).append(r)
+        for r in armed:
+            self._by_type.setdefault(type(r.trigger), []).append(r)
+        # A schedule counts from the moment its rule runs (again) or its trigger changes: a
+        # time that passed while it was off or awaiting approval is not made up for.
         now = self.clock.now()
-        for r in rules.values():
-            if isinstance(r.trigger, ScheduleTrigger) and r.id not in self._next_schedule:
-                self._next_schedule[r.id] = self._recurrence(r.trigger).next_after(
-                    now, inclusive=False
-                )
-        for key in [k for k in self._state if k[0] not in rules]:
+        schedules = {r.id: r.trigger for r in armed if isinstance(r.trigger, ScheduleTrigger)}
+        self._next_schedule = {
+            rid: self._next_schedule[rid]
+            if before.get(rid) == t and rid in self._next_schedule
+            else self._recurrence(t).next_after(now, inclusive=False)
+            for rid, t in schedules.items()
+        }
+        # A rule switched off (or awaiting approval again) keeps no timers: tick() must not
+        # raise it from a state it had while it ran.
+        running = {r.id for r in armed}
+        for key in [k for k in self._state if k[0] not in running]:
             del self._state[key]
 
     def _recurrence(self, t: ScheduleTrigger) -> Recurrence:
@@ -317,20 +354,20 @@ class RulesEngine:
     # -- actions ---------------------------------------------------------------------------------
     def context(
         self, rule: Rule, dev: str | None, cause: Mapping[str, Any], now: float
-    ) -> dict[str, Any]:
-        """What a firing's templates are filled from."""
+    ) -> dict[str, str]:
+        """What a firing's templates are filled from: a text for each placeholder."""
         d = self._device(dev) if dev else None
-        device = SimpleNamespace(
-            id=dev or "", name=(d.name if d else dev) or "", kind=d.kind if d else ""
-        )
         local = local_time(now, self.tz)
         value = cause.get("value")
         return {
-            "device": device,
+            "device.id": dev or "",
+            "device.name": (d.name if d else dev) or "",
+            "device.kind": d.kind if d else "",
             "value": value_text(value) if isinstance(value, int | float) else str(value or ""),
-            "metric": cause.get("metric", ""),
-            "status": cause.get("status", ""),
-            "rule": SimpleNamespace(name=rule.name, id=rule.id),
+            "metric": str(cause.get("metric", "")),
+            "status": str(cause.get("status", "")),
+            "rule.name": rule.name,
+            "rule.id": rule.id,
             "time": local.strftime("%H:%M"),
             "level": str(rule.vars.get("level", "")),
             **{k: str(v) for k, v in rule.vars.items()},
@@ -383,10 +420,9 @@ class RulesEngine:
         """Announcements a metric rule may make, for values around its limit: rendered in
         advance (the render cache keeps them) so the loudspeakers react at once."""
         out = []
-        for rule in self.rules.values():
+        for rule in self._of_type(MetricTrigger):
             t = rule.trigger
-            if not rule.enabled or not isinstance(t, MetricTrigger):
-                continue
+            assert isinstance(t, MetricTrigger)
             for a in rule.actions:
                 if not isinstance(a, AnnounceAction) or a.priority != "emergency":
                     continue

@@ -1,14 +1,16 @@
-"""Rule templates: ``str.format`` placeholders, filled without the format sandbox escapes.
+"""Rule templates: ``{name}`` placeholders filled from a flat table of texts, nothing more.
 
 The rules engine fills them when a rule fires (ingest writer thread) and the rule checks
-fill them with sample values when a rule is saved. Pure functions: any thread.
+fill them with sample values when a rule is saved. The ``str.format`` braces are kept so
+the rules read as before, but not its mini-language: a format spec (``{time:>300000000}``
+pads to 300 MB), a conversion (``{value!r}``), an index or an attribute chain is refused,
+and the output is capped. Pure functions: any thread.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 #: What a template may name (and, besides these, any of the rule's ``vars``).
 PLACEHOLDERS = (
@@ -20,34 +22,76 @@ PLACEHOLDERS = (
     "status",
     "level",
     "rule.name",
+    "rule.id",
     "time",
     "state",
-    "vars",
 )
 
+#: The most characters a filled template gives: a rule is refused when its sample output is
+#: longer, and at run time the output is cut here (a device name can grow after the check).
+OUTPUT_MAX = 1000
 
-class _SafeFormatter(string.Formatter):
-    """str.format without the sandbox escapes: no ``_private`` attributes, no indexing."""
-
-    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        if "[" in field_name or any(p.startswith("_") for p in field_name.split(".")):
-            raise ValueError(f"placeholder {{{field_name}}} is not allowed")
-        return super().get_field(field_name, args, kwargs)
+_PARSE = string.Formatter().parse
 
 
-_FORMATTER = _SafeFormatter()
+def _known() -> str:
+    return ", ".join("{" + p + "}" for p in PLACEHOLDERS)
 
 
-def render_template(template: str, ctx: Mapping[str, Any]) -> str:
-    """The template filled from ``ctx``; ValueError naming what is wrong with it."""
+def _fill(template: str, ctx: Mapping[str, str], limit: int) -> tuple[str, bool]:
+    """The template filled, cut at ``limit`` (and whether it had to be cut); ValueError
+    naming the placeholder that is not a plain named field."""
+    out: list[str] = []
+    room = limit
     try:
-        return _FORMATTER.vformat(template, (), ctx)
-    except (KeyError, AttributeError) as e:
+        parts = list(_PARSE(template))
+    except ValueError as e:
+        raise ValueError(f"template: {e} (write {{{{ or }}}} for a brace itself)") from None
+    for literal, name, spec, conversion in parts:
+        value = ""
+        if name is not None:
+            value = _field(name, spec, conversion, ctx)
+        for piece in (literal, value):
+            if len(piece) > room:
+                # Past the cap: keep what fits, copy no more of a long value than that.
+                out.append(piece[:room])
+                return "".join(out), True
+            out.append(piece)
+            room -= len(piece)
+    return "".join(out), False
+
+
+def _field(name: str, spec: str | None, conversion: str | None, ctx: Mapping[str, str]) -> str:
+    shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+    shown += "}"
+    if conversion is not None:
         raise ValueError(
-            f"unknown placeholder {e}; use {', '.join(PLACEHOLDERS)} or a name from vars"
-        ) from None
-    except (IndexError, ValueError) as e:
-        raise ValueError(f"template: {e}") from None
+            f"placeholder {shown}: a conversion (!{conversion}) is not allowed; write {{{name}}}"
+        )
+    if spec:
+        raise ValueError(
+            f"placeholder {shown}: a format spec (:{spec}) is not allowed; write {{{name}}}"
+        )
+    if not name or "[" in name or any(not p or not p[0].isalpha() for p in name.split(".")):
+        raise ValueError(f"placeholder {shown} is not allowed: use {_known()} or a var")
+    if name not in ctx:
+        raise ValueError(f"unknown placeholder {name!r}; use {_known()} or a name from vars")
+    return str(ctx[name])
+
+
+def check_template(template: str, ctx: Mapping[str, str], *, limit: int = OUTPUT_MAX) -> str:
+    """The template filled with sample values; ValueError when it names anything but a
+    plain field, or when its output would pass ``limit`` characters."""
+    text, over = _fill(template, ctx, limit)
+    if over:
+        raise ValueError(f"the text it makes is longer than {limit} characters; shorten it")
+    return text
+
+
+def render_template(template: str, ctx: Mapping[str, str], *, limit: int = OUTPUT_MAX) -> str:
+    """The template filled from ``ctx``, cut at ``limit`` characters; ValueError naming what
+    is wrong with it (a saved rule was checked already, so only for a template not saved)."""
+    return _fill(template, ctx, limit)[0]
 
 
 def value_text(v: float | None) -> str:

@@ -119,6 +119,16 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY, channel TEXT NOT NULL, notification TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, queued_at REAL NOT NULL);
     """,
+    # 7: rules that announce, switch or publish need a head's approval (hub/store/rules.py
+    # keeps it in the definition). Those running before approvals existed keep running:
+    # a flood alarm edited on the page must not fall silent at an upgrade.
+    """
+    UPDATE rules SET definition = json_set(definition, '$.approval',
+        json_object('state', 'approved', 'by', 'upgrade', 'at', updated_at))
+    WHERE json_extract(definition, '$.approval') IS NULL AND EXISTS (
+        SELECT 1 FROM json_each(rules.definition, '$.actions') AS a
+        WHERE json_extract(a.value, '$.type') IN ('announce', 'switch', 'publish'));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,6 +4,10 @@ The rule book (``hub/automation/rule_book.py``) writes rules for the staff, the 
 seeds the config file's rules, reads them all at a reload and logs what each fired (ingest
 writer thread); the API and the pages read rules and firings. Every function takes the
 caller's connection; writes run inside the caller's transaction.
+
+A rule's approval (a head's, for a rule that reaches the loudspeakers, a relay or the
+broker) is kept in its ``definition`` under the ``approval`` key, which the rule language
+does not have: the rows this module returns carry it apart, as :class:`Approval`.
 """
 
 from __future__ import annotations
@@ -12,19 +16,36 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+_APPROVAL = "approval"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """``approved`` by a head (or ``config`` for the file's rules), or ``awaiting`` a head's
+    approval since a technician (``by``) saved it; ``at`` when (epoch seconds)."""
+
+    state: Literal["approved", "awaiting"]
+    by: str
+    at: float
+
+    @property
+    def approved(self) -> bool:
+        return self.state == "approved"
 
 
 @dataclass(frozen=True, slots=True)
 class RuleRow:
-    """A stored rule: its definition (a :class:`~hub.automation.rule_model.Rule` as JSON)
-    and who last wrote it, ``config`` for the config file's own."""
+    """A stored rule: its definition (a :class:`~hub.automation.rule_model.Rule` as JSON),
+    who wrote it first (``config`` for the config file's own), and its approval."""
 
     id: str
     definition: str
     source: str
     created_by: str
     updated_at: float
+    approval: Approval | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +66,25 @@ _RULE = "SELECT id, definition, source, created_by, updated_at FROM rules"
 _FIRING = "SELECT id, rule_id, device_id, state, incident, at, cause, actions FROM rule_firings"
 
 
+def _pack(definition: str, approval: Approval | None) -> str:
+    if approval is None:
+        return definition
+    data = json.loads(definition)
+    data[_APPROVAL] = {"state": approval.state, "by": approval.by, "at": approval.at}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _rule(r: Sequence[Any]) -> RuleRow:
+    definition: str = r[1]
+    approval = None
+    data = json.loads(definition)
+    if isinstance(data, dict) and _APPROVAL in data:
+        a = data.pop(_APPROVAL)
+        approval = Approval(a["state"], a["by"], float(a["at"]))
+        definition = json.dumps(data, ensure_ascii=False)
+    return RuleRow(r[0], definition, r[2], r[3], r[4], approval)
+
+
 def _firing(r: Sequence[Any]) -> FiringRow:
     return FiringRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]))
 
@@ -57,23 +97,43 @@ def insert(
     source: str,
     created_by: str,
     at: float,
+    approval: Approval | None,
 ) -> bool:
     """Add a rule unless one has its id; False when one has (it is left as it is)."""
     cur = conn.execute(
         "INSERT INTO rules(id, definition, source, created_by, updated_at)"
         " VALUES (?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-        (rule_id, definition, source, created_by, at),
+        (rule_id, _pack(definition, approval), source, created_by, at),
     )
     return cur.rowcount == 1
 
 
-def update(conn: sqlite3.Connection, rule_id: str, definition: str, *, at: float) -> bool:
+def update(
+    conn: sqlite3.Connection,
+    rule_id: str,
+    definition: str,
+    *,
+    at: float,
+    approval: Approval | None,
+) -> bool:
     """A staff edit (the rule's source becomes ``api``); False when there is no such rule."""
     cur = conn.execute(
         "UPDATE rules SET definition=?, source='api', updated_at=? WHERE id=?",
-        (definition, at, rule_id),
+        (_pack(definition, approval), at, rule_id),
     )
     return cur.rowcount == 1
+
+
+def set_approval(conn: sqlite3.Connection, rule_id: str, approval: Approval) -> bool:
+    """The approval alone, the rule and its source as they are (the file's rules at a start
+    after an upgrade); False when there is no such rule."""
+    row = get(conn, rule_id)
+    if row is None:
+        return False
+    conn.execute(
+        "UPDATE rules SET definition=? WHERE id=?", (_pack(row.definition, approval), rule_id)
+    )
+    return True
 
 
 def delete(conn: sqlite3.Connection, rule_id: str) -> bool:
@@ -82,12 +142,12 @@ def delete(conn: sqlite3.Connection, rule_id: str) -> bool:
 
 def get(conn: sqlite3.Connection, rule_id: str) -> RuleRow | None:
     row = conn.execute(_RULE + " WHERE id=?", (rule_id,)).fetchone()
-    return None if row is None else RuleRow(*row)
+    return None if row is None else _rule(row)
 
 
 def every(conn: sqlite3.Connection) -> list[RuleRow]:
     """All rules, by id."""
-    return [RuleRow(*r) for r in conn.execute(_RULE + " ORDER BY id")]
+    return [_rule(r) for r in conn.execute(_RULE + " ORDER BY id")]
 
 
 def add_firing(

@@ -1,9 +1,11 @@
 """Event rules (``/app/rules``): each in words, what it fired and why, add, edit as TOML,
-switch on or off, delete.
+switch on or off, approve, delete.
 
 Every write goes through the rule book (:class:`hub.automation.rule_book.RuleBook`): the
-same checks, audit and engine reload as ``/api/rules``. A rule is typed as TOML (the
-style of ``config/rules.toml``) or JSON.
+same checks, audit, approval and engine reload as ``/api/rules``. A rule is typed as TOML
+(the style of ``config/rules.toml``) or JSON. A technician's rule that reaches the
+loudspeakers, a relay or MQTT shows as awaiting the head's approval; a head (not the one
+who asked) sees an Approve button.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.api.errors import status_of
 from hub.app import Hub
+from hub.automation.rule_book import ApprovalState, approval_state
 from hub.automation.rule_model import Rule
 from hub.errors import HubError, NotFound
 from hub.store.rules import FiringRow
@@ -39,7 +42,7 @@ from hub.words.times import duration_text
 
 router = APIRouter(include_in_schema=False)
 
-RULES_OK = ("added", "saved", "enabled", "disabled", "deleted")
+RULES_OK = ("added", "saved", "awaiting", "approved", "enabled", "disabled", "deleted")
 FIRINGS = 100
 RULE_EXAMPLE = """\
 id = "nhiet-do-cao"
@@ -108,9 +111,15 @@ class RuleView:
     actions: list[tuple[str, Any]]
     cooldown: str
     last: FiringRow | None
+    approval: ApprovalState
+    #: Who asked for the approval (awaiting) or gave it (approved).
+    approval_by: str | None
+    may_approve: bool
 
 
-def rule_views(hub: Hub, t: Translator, rule_id: str | None = None) -> list[RuleView]:
+def rule_views(
+    hub: Hub, t: Translator, session: Session, rule_id: str | None = None
+) -> list[RuleView]:
     book = hub.rule_book
     names = hub.settings.gpio.zone_names
     try:
@@ -124,6 +133,9 @@ def rule_views(hub: Hub, t: Translator, rule_id: str | None = None) -> list[Rule
         except ValidationError:
             continue  # the engine skips it too (and logs why)
         last = book.firings(rule.id, 1)
+        state = approval_state(row)
+        by = row.approval.by if row.approval is not None else None
+        user = session.user
         out.append(
             RuleView(
                 rule=rule,
@@ -135,6 +147,9 @@ def rule_views(hub: Hub, t: Translator, rule_id: str | None = None) -> list[Rule
                 actions=[(action_words(t, a, names), a) for a in rule.actions],
                 cooldown=duration_text(t, rule.cooldown_s),
                 last=last[0] if last else None,
+                approval=state,
+                approval_by=by,
+                may_approve=state == "awaiting" and user.has("head") and by != user.username,
             )
         )
     return out
@@ -174,7 +189,7 @@ def _rules(
         active="rules",
         status=status,
         data={"page": "rules"},
-        rules=rule_views(hub, t),
+        rules=rule_views(hub, t, session),
         notice=t(f"rules.ok.{ok}") if ok in RULES_OK else "",
         error=error,
         reason=reason,
@@ -195,7 +210,7 @@ async def rules_add(request: Request) -> Response:
     book = hub.rule_book
     try:
         rule = book.parse(parse_rule_text(text))
-        await run_in_threadpool(book.add, rule, session.user.username)
+        row = await run_in_threadpool(book.add, rule, session.user)
     except (RuleTextError, HubError) as e:
         t = translator(request)
         reason, code = _refusal(e)
@@ -211,7 +226,8 @@ async def rules_add(request: Request) -> Response:
                 status=code,
             )
         )
-    return RedirectResponse(f"/app/rules?ok=added#r-{rule.id}", status_code=303)
+    ok = "awaiting" if approval_state(row) == "awaiting" else "added"
+    return RedirectResponse(f"/app/rules?ok={ok}#r-{rule.id}", status_code=303)
 
 
 @router.get("/app/rules/{rule_id}", response_class=HTMLResponse)
@@ -234,7 +250,7 @@ def _rule(
     text: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    found = rule_views(hub, t, rule_id)
+    found = rule_views(hub, t, session, rule_id)
     if not found:
         return not_found(request, session, "rules.not_found", id=rule_id)
     rv = found[0]
@@ -284,7 +300,7 @@ async def rule_save(request: Request, rule_id: str) -> Response:
         # The text is the whole rule: what it leaves out takes the default, not the old value.
         rule = book.parse({**data, "id": rule_id})
         changes = json.loads(rule.model_dump_json())
-        await run_in_threadpool(book.change, rule_id, changes, session.user.username)
+        row = await run_in_threadpool(book.change, rule_id, changes, session.user)
     except (RuleTextError, HubError) as e:
         t = translator(request)
         reason, code = _refusal(e)
@@ -301,7 +317,8 @@ async def rule_save(request: Request, rule_id: str) -> Response:
                 status=code,
             )
         )
-    return RedirectResponse(f"/app/rules/{rule_id}?ok=saved", status_code=303)
+    ok = "awaiting" if approval_state(row) == "awaiting" else "saved"
+    return RedirectResponse(f"/app/rules/{rule_id}?ok={ok}", status_code=303)
 
 
 @router.post("/app/rules/{rule_id}/toggle")
@@ -314,15 +331,29 @@ async def rule_toggle(request: Request, rule_id: str) -> Response:
     )
     enabled = fields.one("enabled") == "1"
     try:
-        await run_in_threadpool(
-            hub.rule_book.change, rule_id, {"enabled": enabled}, session.user.username
-        )
+        await run_in_threadpool(hub.rule_book.change, rule_id, {"enabled": enabled}, session.user)
     except HubError as e:
         reason, code = _refusal(e)
         return error_page(request, session=session, status=code, title="error.title", text=reason)
     back = safe_next(fields.one("next"), "/app/rules").split("?")[0].split("#")[0]
     ok = "enabled" if enabled else "disabled"
     return RedirectResponse(f"{back}?ok={ok}#r-{rule_id}", status_code=303)
+
+
+@router.post("/app/rules/{rule_id}/approve")
+async def rule_approve(request: Request, rule_id: str) -> Response:
+    """A head approves a technician's rule that reaches the loudspeakers, a relay or MQTT:
+    it is switched on (audited, as ``/api/rules/{id}/approve``)."""
+    fields = await read_fields(request)
+    hub = hub_of(request)
+    session = await run_in_threadpool(form_session, request, hub, fields.one("csrf"), "head")
+    try:
+        await run_in_threadpool(hub.rule_book.approve, rule_id, session.user)
+    except HubError as e:
+        reason, code = _refusal(e)
+        return error_page(request, session=session, status=code, title="error.title", text=reason)
+    back = safe_next(fields.one("next"), "/app/rules").split("?")[0].split("#")[0]
+    return RedirectResponse(f"{back}?ok=approved#r-{rule_id}", status_code=303)
 
 
 @router.post("/app/rules/{rule_id}/delete")
