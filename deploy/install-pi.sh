@@ -271,12 +271,15 @@ fi
 if [[ ! -e $MOSQ_PASSWD ]]; then
   run install -m 0600 -o mosquitto -g mosquitto /dev/null "$MOSQ_PASSWD"
 fi
-# Always set the hub's password from hub.env, so the two can never disagree.
-# (mosquitto_passwd -b shows it on its command line for an instant: root-only Pi.)
+# Always set the hub's password from hub.env, so the two can never disagree. add-device.sh
+# hashes it with more PBKDF2 rounds than mosquitto_passwd can, and takes it on stdin
+# (mosquitto_passwd -b would show it on its command line).
 if ((DRY_RUN)); then
-  note "would run: mosquitto_passwd -b $MOSQ_PASSWD $MQTT_USER <random password>"
+  note "would run: $ADD_DEVICE --kind hub --password-stdin --passwd-file $MOSQ_PASSWD $MQTT_USER"
 else
-  mosquitto_passwd -b "$MOSQ_PASSWD" "$MQTT_USER" "$hub_password"
+  printf '%s\n' "$hub_password" |
+    "$ADD_DEVICE" --kind hub --password-stdin --no-reload --site "$site" \
+      --passwd-file "$MOSQ_PASSWD" "$MQTT_USER"
   chown mosquitto:mosquitto "$MOSQ_PASSWD"
   chmod 0600 "$MOSQ_PASSWD"
 fi

@@ -247,7 +247,11 @@ def build_hub(
         link.publish(topic, payload, qos=1, retain=retain)
 
     ha = HomeAssistantMirror(
-        settings.site, publish, version=__version__, backlog=link.unacknowledged
+        settings.site,
+        publish,
+        version=__version__,
+        backlog=link.unacknowledged,
+        max_configs=settings.ingest.max_discovery_configs,
     )
     hardware = build_hardware(settings, pin_factory)
     if hardware is not None:

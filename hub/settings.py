@@ -39,7 +39,8 @@ class MqttSettings(_Model):
     client_id: str | None = Field(
         None,
         description="Stable client id: the broker keeps the session (queued QoS 1 messages) "
-        "under it. Default `langso-hub-<site>`.",
+        "under it. Default `langso-hub-<site>`. With the shipped broker config "
+        "(use_username_as_clientid) the broker uses the user name instead.",
     )
     protocol: Literal["3.1.1", "5"] = Field(
         "3.1.1", description="MQTT version; 3.1.1 costs less CPU per message in paho-mqtt."

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from hub.ingest.limits import TopicLimit
+
 DISCOVERY_PREFIX = "homeassistant"
 MANUFACTURER = "Làng Số Hub"
 #: Kinds whose native contract has a ``state`` topic (DESIGN, "MQTT contract").
@@ -391,6 +393,10 @@ class HomeAssistantMirror:
     A village's first minute, or a reconnect, brings hundreds of devices of about ten
     configs each: published at once, those thousands of QoS 1 messages waited in
     paho's queue at about 2 KB of RAM each (10 MB for 500 devices).
+
+    At most ``max_configs`` configs (``ingest.max_discovery_configs``, the hub's own
+    included) are published: each one is a retained message the broker and Home
+    Assistant keep for good. The rest are counted (``limit.withheld``) and logged once.
     """
 
     #: Messages published per :meth:`drain` (whole devices: it may run over by one).
@@ -403,6 +409,7 @@ class HomeAssistantMirror:
         *,
         version: str | None = None,
         backlog: Callable[[], int] = lambda: 0,
+        max_configs: int = 5_000,
     ) -> None:
         self.site = site
         self._publish = publish
@@ -411,6 +418,17 @@ class HomeAssistantMirror:
         self._announced: dict[str, frozenset[str]] = {}
         self._pending: OrderedDict[str, DeviceInfo] = OrderedDict()
         self._lock = threading.Lock()
+        self.limit = TopicLimit(
+            max_configs, "Home Assistant discovery configs", "ingest.max_discovery_configs"
+        )
+
+    def _within_limit(self, key: str, messages: list[Message]) -> list[Message]:
+        allowed = self.limit.allow(key, [m.topic for m in messages])
+        return (
+            messages
+            if len(allowed) == len(messages)
+            else [m for m in messages if m.topic in allowed]
+        )
 
     def _send(self, messages: Iterable[Message]) -> None:
         for m in messages:
@@ -418,10 +436,13 @@ class HomeAssistantMirror:
 
     def connected(self, devices: Iterable[DeviceInfo]) -> None:
         """After (re)connecting: the hub's own entities now, every known device's queued."""
-        self._send(hub_configs(self.site, version=self.version))
         with self._lock:
             self._announced.clear()
             self._pending.clear()
+        # Everything goes out again after a reconnect: the count starts again too; the
+        # hub's own entities first ("the hub" is no device id: those hold no space).
+        self.limit.reset()
+        self._send(self._within_limit("the hub", hub_configs(self.site, version=self.version)))
         for d in devices:
             self.device(d)
 
@@ -458,7 +479,7 @@ class HomeAssistantMirror:
                     break
                 _, dev = self._pending.popitem(last=False)
             messages = device_configs(self.site, dev, version=self.version)
-            self._send(messages)
+            self._send(self._within_limit(dev.id, messages))
             sent += len(messages)
         return sent
 

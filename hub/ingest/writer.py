@@ -7,6 +7,9 @@ acknowledge every message of the batch -> publish the typed events
 (the broker re-sends what was not acknowledged); a crash between commit and
 acknowledgement re-sends messages already stored, and those re-deliveries (DUP
 flag, same packet id and content) are recognised and stored once.
+Between decoding and storing, :mod:`hub.ingest.limits` turns a replayed (retained)
+command and metric names beyond a device's limit into dead letters; ``cmd/announce``
+is stored as an event but is no device.
 
 Threads: ``submit`` runs in paho's network thread; everything else in the
 writer thread started by ``start``; ``stats`` and ``pending`` may be read from any
@@ -38,6 +41,7 @@ from hub.events import (
     StatusChange,
     Stored,
 )
+from hub.ingest.limits import RETAINED_COMMAND_REASON, TOO_MANY_NAMES, cap_names, replayed_command
 from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import InboundMessage
 from hub.settings import Settings
@@ -130,6 +134,7 @@ class Ingest:
         # 512 KiB, where a set of recent (id, digest) pairs took about 6 MB.
         self._last_digest = array("Q", bytes(8 * PACKET_IDS))
         self._devices: dict[str, DeviceRow] = {}
+        self._max_names = settings.ingest.max_metrics_per_device
         self._dirty: dict[str, DeviceRow] = {}  # changed in memory, row not yet written
         self._load()
 
@@ -324,6 +329,22 @@ class Ingest:
                 if isinstance(ev, Ignored):
                     st.ignored += 1
                     continue
+                if replayed_command(ev, m.retain):
+                    dead_rows.append(self._dead(m, RETAINED_COMMAND_REASON, d, keep))
+                    continue
+                if type(ev) is Reading:
+                    dev = self._devices.get(ev.device_id)
+                    capped = (
+                        cap_names(ev, {}, {}, self._max_names)
+                        if dev is None
+                        else cap_names(ev, dev.metrics, dev.info, self._max_names)
+                    )
+                    if capped is not None:
+                        trimmed, reason = capped
+                        dead_rows.append(self._dead(m, reason, d, keep, TOO_MANY_NAMES))
+                        if trimmed is None:
+                            continue
+                        ev = trimmed
                 try:
                     row = self._event_row(ev, m, d, touched, changes)
                 except Exception as e:
@@ -362,8 +383,12 @@ class Ingest:
         st.last_progress = self.clock.monotonic()
         self._publish(stored, changes)
 
-    def _dead(self, m: InboundMessage, reason: str, d: bytes, keep: int) -> repo.DeadRow:
-        cls = reason.split(":")[0]
+    def _dead(
+        self, m: InboundMessage, reason: str, d: bytes, keep: int, cls: str | None = None
+    ) -> repo.DeadRow:
+        # ``cls`` names the reason for the counters when the reason itself names a device
+        # (a label per device would make /metrics as unbounded as what it counts).
+        cls = cls or reason.split(":")[0]
         self.stats.dead_by_reason[cls] = self.stats.dead_by_reason.get(cls, 0) + 1
         return (m.received_at, m.topic, m.payload[:keep], len(m.payload), reason, m.mid, d)
 
@@ -377,6 +402,10 @@ class Ingest:
     ) -> repo.EventRow:
         etype, data = repo.event_data(ev)
         ts = _epoch(ev.ts, m.received_at)
+        if isinstance(ev, AnnounceCommand):
+            # A command, not a device: it is logged as an event, but makes no device row
+            # (there was a phantom device `cmd`, with a health and alerts of its own).
+            return (ts, m.received_at, ev.device_id, etype, m.topic, data, m.mid, d)
         dev = self._touch(ev, m.received_at, touched)
         if isinstance(ev, Reading):
             dev.metrics.update(ev.metrics)

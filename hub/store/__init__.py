@@ -129,6 +129,10 @@ MIGRATIONS: list[str] = [
         SELECT 1 FROM json_each(rules.definition, '$.actions') AS a
         WHERE json_extract(a.value, '$.type') IN ('announce', 'switch', 'publish'));
     """,
+    # 8: cmd/announce is a command, never a device: the row earlier versions made goes
+    """
+    DELETE FROM devices WHERE id = 'cmd' AND kind = 'gateway';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,6 +9,7 @@ stub that records the call.
 
 from __future__ import annotations
 
+import base64
 import configparser
 import getpass
 import os
@@ -149,7 +150,11 @@ def test_install_dry_run_names_every_unit_and_file(dry_run: str) -> None:
     assert "systemctl restart mosquitto.service" in dry_run
     assert "timedatectl set-ntp true" in dry_run
     assert "user add admin --role admin --password-stdin" in dry_run
-    assert "mosquitto_passwd -b /etc/mosquitto/langso.passwd langso-hub" in dry_run
+    # The hub's account through add-device.sh (more PBKDF2 rounds; the password on stdin).
+    assert (
+        "langso-add-device --kind hub --password-stdin --passwd-file /etc/mosquitto/langso.passwd"
+        " langso-hub" in dry_run
+    )
     assert re.search(r"^    site: [a-z0-9-]+$", dry_run, re.M)
     # Never a password in the plan, generated or default.
     assert "LANGSO_MQTT__PASSWORD" not in dry_run
@@ -412,16 +417,30 @@ def add_device(workdir: Path, device: str, *args: str) -> str:
 class Village:
     broker: Mosquitto
     passwords: dict[str, str]
+    workdir: Path
+
+
+def add_hub_account(workdir: Path, password: str) -> None:
+    """The hub's account as install-pi.sh makes it: add-device.sh --kind hub, password on
+    stdin."""
+    passwd = str(workdir / "passwd")
+    options = ["--kind", "hub", "--password-stdin", "--site", SITE, "--passwd-file", passwd]
+    r = subprocess.run(
+        ["bash", str(DEPLOY / "add-device.sh"), *options, "--no-reload", HUB_USER],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert password not in r.stdout + r.stderr
 
 
 @pytest.fixture(scope="module")
 def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
-    mosquitto_passwd = _need("mosquitto_passwd")
     work = tmp_path_factory.mktemp("village-broker")
     hub_password = "hub-" + os.urandom(8).hex()
-    subprocess.run(
-        [mosquitto_passwd, "-c", "-b", str(work / "passwd"), HUB_USER, hub_password], check=True
-    )
+    add_hub_account(work, hub_password)
     passwords = {HUB_USER: hub_password}
     for device, kind in (
         ("ap-01", "ap"),
@@ -433,7 +452,7 @@ def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
         passwords[device] = add_device(work, device, "--kind", kind)
     (work / "acl").write_text(rendered_acl())
     broker = Mosquitto(work, {"langso.conf": production_conf(work)})
-    yield Village(broker, passwords)
+    yield Village(broker, passwords, work)
     broker.stop()
 
 
@@ -448,15 +467,28 @@ class Client:
         *,
         will: str | None = None,
         client_id: str = "",
+        clean_session: bool = True,
     ) -> None:
         self.connected: queue.Queue[ReasonCode] = queue.Queue()
+        self.sessions: list[bool] = []  # session_present of each CONNACK
+        self.disconnects: list[ReasonCode] = []
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self.c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or "", clean_session=clean_session
+        )
         if user is not None:
             self.c.username_pw_set(user, password)
         if will:
             self.c.will_set(will, b"offline", qos=1, retain=True)
-        self.c.on_connect = lambda _c, _u, _f, reason, _p: self.connected.put(reason)
+
+        def on_connect(
+            _c: object, _u: object, flags: mqtt.ConnectFlags, reason: ReasonCode, _p: object
+        ) -> None:
+            self.sessions.append(flags.session_present)
+            self.connected.put(reason)
+
+        self.c.on_connect = on_connect
+        self.c.on_disconnect = lambda _c, _u, _f, reason, _p: self.disconnects.append(reason)
         self.c.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, bytes(msg.payload)))
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
@@ -500,6 +532,7 @@ class Connect(Protocol):
         password: str | None = None,
         will: str | None = None,
         client_id: str = "",
+        clean_session: bool = True,
     ) -> Client: ...
 
 
@@ -513,9 +546,17 @@ def connect(village: Village) -> Iterator[Connect]:
         password: str | None = None,
         will: str | None = None,
         client_id: str = "",
+        clean_session: bool = True,
     ) -> Client:
         pw = password if password is not None else village.passwords.get(user or "")
-        c = Client(village.broker.port, user, pw, will=will, client_id=client_id)
+        c = Client(
+            village.broker.port,
+            user,
+            pw,
+            will=will,
+            client_id=client_id,
+            clean_session=clean_session,
+        )
         clients.append(c)
         return c
 
@@ -590,6 +631,53 @@ def test_speaker_receives_only_its_own_commands(hub: Client, connect: Connect) -
     hub.publish(f"{PREFIX}/speaker/spk-02/cmd", b'{"url": "x"}')
     hub.publish(f"{PREFIX}/speaker/spk-01/cmd", b'{"url": "y"}')
     assert spk.until(f"{PREFIX}/speaker/spk-01/cmd") == [f"{PREFIX}/speaker/spk-01/cmd"]
+
+
+def test_a_device_cannot_take_over_the_hubs_client_id(connect: Connect) -> None:
+    hub_id = f"langso-hub-{SITE}"
+    hub = connect(HUB_USER, client_id=hub_id, clean_session=False)
+    hub.subscribe(f"{PREFIX}/ap/+/state")
+    # Before use_username_as_clientid, this connection took the hub's session and the
+    # hub was disconnected (and, reconnecting, knocked the AP off in turn).
+    ap = connect("ap-01", client_id=hub_id)
+    assert not ap.reason.is_failure
+    ap.publish(f"{PREFIX}/ap/ap-01/state", b'{"clients": 1}')
+    hub.until(f"{PREFIX}/ap/ap-01/state")
+    assert hub.disconnects == [] and hub.c.is_connected()
+    assert ap.disconnects == [] and ap.c.is_connected()
+
+    # The hub's persistent session is whole: what arrives while it is away waits for it.
+    hub.close()
+    ap.publish(f"{PREFIX}/ap/ap-01/state", b'{"clients": 2}')
+    again = connect(HUB_USER, client_id=hub_id, clean_session=False)
+    assert again.sessions == [True]
+    again.until(f"{PREFIX}/ap/ap-01/state", b'{"clients": 2}')
+
+
+def test_account_hashes_have_more_rounds_than_mosquitto_passwd(village: Village) -> None:
+    lines = (village.workdir / "passwd").read_text().splitlines()
+    users = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in lines}
+    assert set(users) == set(village.passwords)
+    for user, entry in users.items():
+        # $7$ is sha512-pbkdf2; mosquitto_passwd 2.0 writes 101 rounds and cannot do more.
+        kind, rounds, salt, digest = entry.split("$")[1:]
+        assert (kind, rounds) == ("7", "10000"), user
+        assert len(base64.b64decode(salt)) == 12 and len(base64.b64decode(digest)) == 64
+    # And the broker accepts them (every account of the fixture connects in these tests).
+
+
+def test_a_device_subscribed_to_everything_receives_only_its_own(
+    hub: Client, connect: Connect
+) -> None:
+    # Mosquitto 2.0's acl_file grants every SUBSCRIBE (its SUBACK says QoS 1 for `#`);
+    # what holds is delivery: only topics the account may read reach it.
+    ap = connect("ap-01")
+    ap.subscribe("#")
+    hub.publish(f"{PREFIX}/alerts/a1", b"{}")
+    hub.publish(f"{PREFIX}/speaker/spk-01/cmd", b"{}")
+    connect("ap-02").publish(f"{PREFIX}/ap/ap-02/state", b"{}")
+    hub.publish(f"{PREFIX}/speaker/ap-01/cmd", b"{}")
+    assert ap.until(f"{PREFIX}/speaker/ap-01/cmd") == [f"{PREFIX}/speaker/ap-01/cmd"]
 
 
 def test_add_device_refuses_bad_reserved_and_existing_ids(tmp_path: Path) -> None:

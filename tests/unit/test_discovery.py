@@ -542,3 +542,47 @@ def test_the_mirror_waits_while_earlier_publishes_are_unacknowledged() -> None:
     assert mirror.drain() == 4 and mirror.pending == 8
     backlog[0] = 0
     assert mirror.drain() == 16 and mirror.pending == 0
+
+
+def test_the_mirror_publishes_at_most_its_limit_of_configs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent: list[str] = []
+    mirror = HomeAssistantMirror(
+        SITE, lambda topic, payload, retain: sent.append(topic), max_configs=20
+    )
+    mirror.connected([])
+    assert len(sent) == 3  # the hub's own entities count too
+    wide = DeviceInfo("ap-wide", "ap", metrics=tuple(f"k{i}" for i in range(30)))
+    mirror.device(wide)
+    mirror.device(DeviceInfo("ap-late", "ap", metrics=("clients",)))
+    while mirror.drain():
+        pass
+    assert len(sent) == len(set(sent)) == 20
+    # 31 configs of ap-wide (30 metrics and its connectivity) minus 17 sent, and ap-late's 2.
+    assert mirror.limit.withheld == 14 + 2
+    warnings = [r for r in caplog.records if "max_discovery_configs" in r.getMessage()]
+    assert len(warnings) == 1, "logged once, not per device or per drain"
+    # A config already out is sent again (a new metric re-sends the device's configs);
+    # nothing new gets past the limit.
+    sent.clear()
+    mirror.device(DeviceInfo("ap-wide", "ap", metrics=(*wide.metrics, "k99")))
+    mirror.drain()
+    assert len(sent) == 17 and config_topic("sensor", SITE, "ap-wide_k99") not in sent
+    # A reconnect publishes everything again: the count starts again, the limit holds.
+    sent.clear()
+    mirror.connected([wide])
+    while mirror.drain():
+        pass
+    assert len(sent) == 20
+
+
+def test_a_limit_of_zero_publishes_no_config() -> None:
+    sent: list[str] = []
+    mirror = HomeAssistantMirror(
+        SITE, lambda topic, payload, retain: sent.append(topic), max_configs=0
+    )
+    mirror.connected([DeviceInfo("ap-1", "ap", metrics=("clients",))])
+    while mirror.drain():
+        pass
+    assert sent == [] and mirror.limit.withheld == 3 + 2
