@@ -30,8 +30,7 @@ def test_rules_running_before_approvals_existed_stay_approved(tmp_path: Path) ->
         conn.executescript(script)
     for rule in (LOUD, QUIET):
         conn.execute(
-            "INSERT INTO rules(id, definition, source, created_by, updated_at)"
-            " VALUES (?,?,?,?,?)",
+            "INSERT INTO rules(id, definition, source, created_by, updated_at) VALUES (?,?,?,?,?)",
             (rule["id"], json.dumps(rule), "api", "tech", 1_700_000_000.0),
         )
     conn.execute("PRAGMA user_version=6")
