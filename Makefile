@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # System packages the hub and its tests use (Debian names).
 SYSTEM_PACKAGES := mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv
-TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium
+TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium fail2ban
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench system-deps lint typecheck pytest clean

@@ -79,6 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         access_log=False,
         # Open live streams must not hold up the shutdown (amplifier off) for long.
         timeout_graceful_shutdown=5,
+        # X-Forwarded-For and -Proto only from the proxies the settings name (uvicorn's
+        # default believes 127.0.0.1, so anything on the Pi could claim any address).
+        forwarded_allow_ips=settings.http.trusted_proxies,
     )
     return 0
 

@@ -2,8 +2,9 @@
 
 Runs in whichever thread asks (API worker threads, the pages' thread pool): every method
 takes the one lock. Memory stays bounded whatever arrives: at most ``max_keys`` keys (the
-least recently seen forgotten first), each with at most ``limit`` stamps, and at most
-``global_limit`` stamps for all keys together.
+least recently seen forgotten first, and a key whose hits have all left the window as soon
+as another key is counted), each with at most ``limit`` stamps, and at most ``global_limit``
+stamps for all keys together.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ class RateLimiter:
         with self._lock:
             self._record(key, now)
 
+    def take_back(self, key: str, stamp: float) -> None:
+        """Uncount the hit counted for ``key`` at ``stamp`` (an attempt counted before it was
+        judged, that turned out right or was never judged)."""
+        with self._lock:
+            q = self._hits.get(key)
+            if q is not None and stamp in q:
+                q.remove(stamp)
+            if self.global_limit is not None and stamp in self._all:
+                self._all.remove(stamp)
+
     def reset(self, key: str) -> None:
         """Forget ``key``'s hits (a sign-in that succeeded)."""
         with self._lock:
@@ -91,6 +102,7 @@ class RateLimiter:
         return 0.0
 
     def _record(self, key: str, now: float) -> None:
+        self._prune(now)
         q = self._hits.get(key)
         if q is None:
             # A key seen for the first time pushes out the least recently seen one.
@@ -102,3 +114,13 @@ class RateLimiter:
         q.append(now)
         if self.global_limit is not None:
             self._all.append(now)
+
+    def _prune(self, now: float) -> None:
+        """Forget the least recently seen keys whose last hit has left the window: a sender
+        that stopped leaves no trace, so the table holds only who is being counted now."""
+        edge = now - self.window_s
+        while self._hits:
+            oldest = next(iter(self._hits.values()))
+            if oldest and oldest[-1] > edge:
+                return
+            self._hits.popitem(last=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -79,9 +80,20 @@ class HttpSettings(_Model):
         2,
         ge=1,
         le=16,
-        description="Password checks (Argon2id, 64 MiB each) run at once; the rest wait "
-        "briefly, then get 429.",
+        description="Password checks (Argon2id, about 19 MiB each) run at once; the rest "
+        "wait briefly, then get 429.",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                ipaddress.ip_network(p.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{p!r} is not an address or a network (CIDR)") from None
+        return v
+
     public_url: str | None = Field(
         None,
         description="The address residents reach the hub at (http://192.168.1.10:8080, "

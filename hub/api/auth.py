@@ -1,8 +1,9 @@
 """POST /api/auth/token: OAuth2 password form -> bearer token, through the accounts service.
 
-The sign-in throttle lives in :meth:`hub.services.users.Users.sign_in`, shared with the web
-page's sign-in; too many failures raise ``Throttled`` (429 with Retry-After, mapped in
-hub/api/errors.py).
+The sign-in throttles live in :meth:`hub.services.users.Users.sign_in`, shared with the web
+page's sign-in; too many failures (or too many password checks at once) raise ``Throttled``
+(429 with Retry-After, mapped in hub/api/errors.py). Every refusal gets the same 401 and
+words, whether the password was wrong, the name unknown or the account disabled.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@ the client's address."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated
 
@@ -107,9 +109,50 @@ def parse_time(value: str | None, name: str, tz: tzinfo = UTC) -> float | None:
     return dt.timestamp()
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.cache
+def _networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in proxies)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def forwarded_for(peer: str, header: str | None, proxies: Sequence[str]) -> str:
+    """The client's address: the peer's, unless the peer is one of ``proxies``; then the
+    nearest address in ``X-Forwarded-For`` that is not one of them (each proxy appends the
+    address it saw, so only the entries our own proxies added can be believed: whatever the
+    client wrote itself is further left). A value that is not an address is not believed."""
+    networks = _networks(tuple(proxies))
+
+    def trusted(address: str) -> bool:
+        ip = _ip(address)
+        return ip is not None and any(ip in net for net in networks)
+
+    if not header or not trusted(peer):
+        return peer
+    for entry in reversed(header.split(",")[-16:]):
+        ip = _ip(entry)
+        if ip is None:
+            return peer
+        if not trusted(str(ip)):
+            return str(ip)
+    return peer
+
+
 def client_address(request: Request) -> str:
-    """Who sent the request, as the throttles key it (never stored as it is)."""
-    return request.client.host if request.client else "?"
+    """Who sent the request, as the throttles key it and the sign-in log names it:
+    ``X-Forwarded-For`` counts only from the configured ``http.trusted_proxies``."""
+    peer = request.client.host if request.client else "?"
+    hub: Hub = request.app.state.hub
+    header = ",".join(request.headers.getlist("x-forwarded-for"))
+    return forwarded_for(peer, header, hub.settings.http.trusted_proxies)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -3,6 +3,14 @@
 Passwords are hashed with Argon2id, tokens stored as SHA-256 hashes; every write is
 audited in its own transaction. Called from API worker threads and the pages' thread
 pool (Argon2 blocks for a good part of a second: never on the event loop).
+
+Each Argon2 run takes its memory cost in RAM, so at most ``http.max_hashing`` run at once
+(the rest wait a moment, then are told to come back), each on one of that many ``argon2``
+threads of the service's own: glibc keeps a freed Argon2 block in the arena of the thread
+that ran it, so runs spread over the 40 worker threads kept up to 16 arenas of 19 MiB each
+(400 MiB resident after 80 sign-ins); on two threads, two blocks at most. Failed sign-ins
+are throttled per (name, address), per name and per address, and each is logged in one
+line a fail2ban filter reads (deploy/fail2ban/).
 """
 
 from __future__ import annotations
@@ -10,10 +18,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import re
 import secrets
 import sqlite3
-from typing import TYPE_CHECKING, Literal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from hub.clock import Clock, SystemClock
 from hub.errors import AuthError, Conflict, HubError, Invalid, NotFound, Throttled
@@ -38,11 +51,17 @@ __all__ = [
     "User",
     "Users",
     "check_password_strength",
+    "common_passwords",
     "hash_token",
 ]
 
 MIN_PASSWORD = 10
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$"
+#: How long a password check waits for a free Argon2 slot before the caller is told to retry.
+HASHING_WAIT_S = 2.0
+
+log = logging.getLogger("hub.users")
+T = TypeVar("T")
 
 #: Why an account change was refused; the pages say it in words as ``users.err.<reason>``.
 Reason = Literal["exists", "short", "easy", "name", "invalid", "missing", "last_admin"]
@@ -76,7 +95,22 @@ def _hasher() -> PasswordHasher:
     binding takes about 0.5 MB of resident memory that a hub without sign-ins never uses."""
     from argon2 import PasswordHasher
 
+    _return_large_blocks()
     return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+
+
+def _return_large_blocks() -> None:
+    """Have glibc give a freed Argon2 block back to the system at once. By default glibc
+    raises its mmap threshold to the size of the first large block freed, so every later
+    19 MiB block comes from a thread's arena and stays there after the run: measured, 80
+    sign-ins left the hub 85 MiB larger, with this 7 MiB. Fixing the threshold (at its
+    default, 128 KiB) keeps blocks that large mapped and unmapped per run. Process-wide
+    and harmless; nothing to do on a C library without ``mallopt`` (musl)."""
+    import ctypes
+
+    m_mmap_threshold = -3  # malloc.h
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(m_mmap_threshold, 128 * 1024)
 
 
 @functools.cache
@@ -86,11 +120,41 @@ def _dummy_hash() -> str:
     return _hasher().hash(secrets.token_urlsafe(16))
 
 
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The built-in list of the most guessed passwords (common_passwords.txt), lower case."""
+    text = resources.files(__package__).joinpath("common_passwords.txt").read_text("utf-8")
+    lines = (line.strip().lower() for line in text.splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
 def check_password_strength(password: str, username: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise AccountInvalid("short", f"password too short: at least {MIN_PASSWORD} characters")
-    if password.lower() == username.lower() or password.lower() in {"1234567890", "password12"}:
-        raise AccountInvalid("easy", "password too easy to guess")
+    """Refuse what a guesser tries first: blanks, short ones (spaces around do not count),
+    one character repeated, the user's own name, and the most common passwords."""
+    core = password.strip()
+    if not core:
+        raise AccountInvalid("short", "password is empty or only spaces")
+    if len(core) < MIN_PASSWORD:
+        raise AccountInvalid(
+            "short",
+            f"password too short: at least {MIN_PASSWORD} characters, not counting spaces "
+            "at the start or the end",
+        )
+    lowered = core.lower()
+    if len(set(lowered)) == 1:
+        raise AccountInvalid("easy", "password too easy to guess: one character repeated")
+    if lowered == username.lower():
+        raise AccountInvalid("easy", "password too easy to guess: it is the user name")
+    if lowered in common_passwords():
+        raise AccountInvalid(
+            "easy", "password too easy to guess: it is on the list of the most common passwords"
+        )
+
+
+def _loggable(text: str) -> str:
+    """A name as sent, safe in one log line: no line breaks or quotes to forge another
+    line (or another address) for fail2ban, cut to 64 characters."""
+    return re.sub(r"[^\w.@+-]", "?", text[:64])
 
 
 def hash_token(token: str) -> str:
@@ -105,9 +169,10 @@ def _role(value: str) -> Role:
 
 
 class Users:
-    """The accounts of one hub. ``http`` gives the sign-in throttle (failed sign-ins per
-    user name and address, shared by the API and the pages) and the tokens' lifetime;
-    ``clock`` its time. Without them (the ``langso user`` commands): the defaults."""
+    """The accounts of one hub. ``http`` gives the sign-in throttles (failed sign-ins per
+    user name and address, per user name, per address; shared by the API and the pages),
+    how many password checks run at once, and the tokens' lifetime; ``clock`` their time.
+    Without them (the ``langso user`` commands): the defaults."""
 
     def __init__(
         self, store: Store, *, http: HttpSettings | None = None, clock: Clock | None = None
@@ -115,44 +180,103 @@ class Users:
         self.store = store
         self.http = http or HttpSettings()
         self.clock: Clock = clock or SystemClock()
-        self.throttle = RateLimiter(
-            self.http.login_attempts, self.http.login_window_s, clock=self.clock.monotonic
+        window, monotonic = self.http.login_window_s, self.clock.monotonic
+        self.throttle = RateLimiter(self.http.login_attempts, window, clock=monotonic)
+        self.account_throttle = RateLimiter(self.http.account_attempts, window, clock=monotonic)
+        self.address_throttle = RateLimiter(self.http.address_attempts, window, clock=monotonic)
+        # One lock over the three throttles: a crowd of sign-ins at the same instant is
+        # counted one by one, so no more are judged than the limits allow.
+        self._counting = threading.Lock()
+        self._hashing = threading.BoundedSemaphore(self.http.max_hashing)
+        # Threads started at the first password checked (none for a command that checks none).
+        self._argon2_threads = ThreadPoolExecutor(
+            self.http.max_hashing, thread_name_prefix="argon2"
         )
+
+    def _argon2(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (one or two Argon2 runs) on an ``argon2`` thread once one of the
+        ``max_hashing`` slots is free; :class:`Throttled` after :data:`HASHING_WAIT_S`
+        without one. Waits on the real clock: it is about threads, not schedules."""
+        if not self._hashing.acquire(timeout=HASHING_WAIT_S):
+            raise Throttled(
+                "the hub is busy checking other passwords; try again in a few seconds",
+                retry_after=HASHING_WAIT_S,
+            )
+        try:
+            return self._argon2_threads.submit(work).result()
+        finally:
+            self._hashing.release()
+
+    def hash_password(self, password: str) -> str:
+        return self._argon2(lambda: _hasher().hash(password))
 
     # -- sign-in and tokens --------------------------------------------------------------
     def sign_in(self, username: str, password: str, *, address: str) -> str:
-        """A new token for the right password. :class:`Throttled` after too many failures
-        for this name from this address; :class:`AuthError` for a wrong password."""
-        key = f"{username.lower()}\x00{address}"
-        wait = self.throttle.wait(key)
+        """A new token for the right password of an enabled account. :class:`Throttled`
+        after too many failures for this name from this address, for this name, or from this
+        address, or when the hub is busy checking others; :class:`AuthError` otherwise, the
+        same for a wrong password, an unknown name and a disabled account."""
+        name = username.lower()
+        keys = (
+            (self.throttle, f"{name}\x00{address}"),
+            (self.account_throttle, name),
+            (self.address_throttle, address),
+        )
+        # Every attempt is counted as a failure before it is judged (so a crowd arriving
+        # together is cut at the limits), and taken back if it was right or never judged.
+        with self._counting:
+            now = self.clock.monotonic()
+            wait = max(limiter.wait(key, now) for limiter, key in keys)
+            if wait <= 0:
+                for limiter, key in keys:
+                    limiter.add(key, now)
         if wait > 0:
+            log.warning(
+                "langso: sign-in refused for user '%s' from %s: too many failures",
+                _loggable(username),
+                address,
+            )
             raise Throttled(
                 f"too many failed sign-ins; try again in {wait:.0f} s", retry_after=int(wait) + 1
             )
         try:
             user = self.authenticate(username, password)
         except AuthError:
-            self.throttle.add(key)
+            log.warning(
+                "langso: sign-in failed for user '%s' from %s", _loggable(username), address
+            )
             raise
-        self.throttle.reset(key)
+        except Throttled:
+            for limiter, key in keys:
+                limiter.take_back(key, now)
+            raise
+        self.throttle.reset(keys[0][1])
+        for limiter, key in keys[1:]:
+            limiter.take_back(key, now)
         return self.issue_token(
             user, now=self.clock.now().timestamp(), ttl_s=self.http.token_ttl_h * 3600
         )
 
     def authenticate(self, username: str, password: str) -> User:
+        """The enabled account with this password. One answer for every refusal, and one
+        Argon2 run for each (an unknown name checks a dummy hash): neither the words nor the
+        time tell a wrong password from an unknown name or a disabled account."""
         from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
         found = repo.credentials(self.store.connection(), username)
-        if found is None:
-            with contextlib.suppress(VerificationError):
-                _hasher().verify(_dummy_hash(), password)
+
+        def check() -> bool:
+            if found is None:
+                with contextlib.suppress(VerificationError):
+                    _hasher().verify(_dummy_hash(), password)
+                return False
+            try:
+                return _hasher().verify(found.password_hash, password)
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                return False
+
+        if not self._argon2(check) or found is None or found.user.disabled:
             raise AuthError("wrong user name or password")
-        try:
-            _hasher().verify(found.password_hash, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            raise AuthError("wrong user name or password") from None
-        if found.user.disabled:
-            raise AuthError("this account is disabled")
         return found.user
 
     def issue_token(self, user: User, *, now: float, ttl_s: float) -> str:
@@ -198,7 +322,7 @@ class Users:
             raise AccountInvalid("name", "user name: 2-32 letters, digits, '.', '_' or '-'")
         checked = _role(role)
         check_password_strength(password, username)
-        pw_hash = _hasher().hash(password)
+        pw_hash = self.hash_password(password)
         with self.store.transaction() as conn:
             try:
                 user = repo.insert(conn, username, checked, pw_hash, now)
@@ -261,7 +385,7 @@ class Users:
         if target is None:
             raise AccountMissing("missing", f"no user {user_id}")
         check_password_strength(password, target.username)
-        pw_hash = _hasher().hash(password)
+        pw_hash = self.hash_password(password)
         with self.store.transaction() as conn:
             repo.set_password_hash(conn, user_id, pw_hash, now)
             repo.revoke_tokens_of(conn, user_id)

@@ -1,8 +1,9 @@
 """The staff's door: signing in and out, the favicon, and how pages answer a missing session,
 a missing role or a wrong CSRF token (the exceptions of :mod:`hub.web.session`).
 
-Signing in goes through :meth:`hub.services.users.Users.sign_in`, with the same throttle
-as ``POST /api/auth/token``; the Argon2 check runs in the thread pool.
+Signing in goes through :meth:`hub.services.users.Users.sign_in`, with the same throttles
+(and the same client address, proxies believed as configured) as ``POST /api/auth/token``;
+the Argon2 check runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hub.api.deps import client_address
 from hub.errors import AuthError, Throttled
 from hub.web.render import STATIC, error_page, hub_of, read_form, render, translator
 from hub.web.session import (
@@ -82,10 +84,9 @@ async def login_submit(request: Request) -> Response:
     t = translator(request)
     username = form.get("username", "").strip()[:64]
     next_url = safe_next(form.get("next"))
-    address = request.client.host if request.client else "?"
     try:
         token = await run_in_threadpool(
-            hub.users.sign_in, username, form.get("password", ""), address=address
+            hub.users.sign_in, username, form.get("password", ""), address=client_address(request)
         )
     except Throttled as e:
         wait = str(int(e.retry_after))
@@ -98,9 +99,11 @@ async def login_submit(request: Request) -> Response:
         )
         r.headers["Retry-After"] = wait
         return r
-    except AuthError as e:
-        key = "login.disabled" if "disabled" in str(e) else "login.failed"
-        return _login_form(request, next_url=next_url, error=t(key), username=username, status=401)
+    except AuthError:
+        # One answer for a wrong password, an unknown name and a disabled account.
+        return _login_form(
+            request, next_url=next_url, error=t("login.failed"), username=username, status=401
+        )
     response = RedirectResponse(next_url, status_code=303)
     set_session(response, request, token, max_age=int(hub.settings.http.token_ttl_h * 3600))
     return response
