@@ -12,7 +12,18 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, Field
 
-from hub.api.deps import HubDep, parse_time, require
+from hub.api.deps import HubDep, require
+from hub.api.errors import documented
+from hub.api.schemas import (
+    AUDIO,
+    AnnouncementOut,
+    AudioOut,
+    BroadcastOut,
+    PlayoutOut,
+    StoppedOut,
+    json_of,
+)
+from hub.api.times import parse_time
 from hub.broadcast.models import Actor, AnnouncementIn, AnnouncementPatch
 from hub.broadcast.rendering import AUDIO_TYPES
 from hub.errors import AuthError
@@ -42,13 +53,26 @@ def _actor(user: User) -> Actor:
     return Actor(user.username, user.role)
 
 
-@router.post("/api/announcements", status_code=201)
+@router.post(
+    "/api/announcements",
+    status_code=201,
+    response_model=None,
+    responses={201: json_of(AnnouncementOut, "Scheduled"), **documented(400, 401, 403, 413, 422)},
+)
 def create_announcement(hub: HubDep, user: Head, body: AnnouncementIn) -> dict[str, Any]:
     """Schedule an announcement: its audio is rendered now, so it plays on the second."""
     return hub.announcements.create(body, _actor(user))
 
 
-@router.get("/api/announcements", response_class=Response)
+@router.get(
+    "/api/announcements",
+    response_class=Response,
+    responses={
+        200: json_of(list[AnnouncementOut]),
+        304: {"description": "Unchanged since the ETag sent in If-None-Match"},
+        **documented(422),
+    },
+)
 def list_announcements(
     request: Request,
     hub: HubDep,
@@ -81,7 +105,11 @@ def list_announcements(
     return Response(body, media_type="application/json", headers=headers)
 
 
-@router.get("/api/announcements/{aid}")
+@router.get(
+    "/api/announcements/{aid}",
+    response_model=None,
+    responses={200: json_of(AnnouncementOut), **documented(404, 422)},
+)
 def get_announcement(hub: HubDep, staff: MaybeStaff, aid: str) -> dict[str, Any]:
     a = hub.announcements.get(aid, staff=staff is not None and staff.has("head"))
     if a is None:
@@ -89,25 +117,41 @@ def get_announcement(hub: HubDep, staff: MaybeStaff, aid: str) -> dict[str, Any]
     return a
 
 
-@router.patch("/api/announcements/{aid}")
+@router.patch(
+    "/api/announcements/{aid}",
+    response_model=None,
+    responses={200: json_of(AnnouncementOut), **documented(400, 401, 403, 404, 409, 413, 422)},
+)
 def patch_announcement(
     hub: HubDep, user: Head, aid: str, patch: AnnouncementPatch
 ) -> dict[str, Any]:
     return hub.announcements.update(aid, patch, _actor(user))
 
 
-@router.delete("/api/announcements/{aid}")
+@router.delete(
+    "/api/announcements/{aid}",
+    response_model=None,
+    responses={200: json_of(AnnouncementOut, "Cancelled"), **documented(401, 403, 404, 422)},
+)
 def cancel_announcement(hub: HubDep, user: Head, aid: str) -> dict[str, Any]:
     return hub.announcements.cancel(aid, _actor(user))
 
 
-@router.post("/api/announcements/{aid}/approve")
+@router.post(
+    "/api/announcements/{aid}/approve",
+    response_model=None,
+    responses={200: json_of(AnnouncementOut), **documented(401, 403, 404, 409, 422)},
+)
 def approve_announcement(hub: HubDep, user: Head, aid: str) -> dict[str, Any]:
     """Second-person approval (when announcements.require_approval is on)."""
     return hub.announcements.approve(aid, _actor(user))
 
 
-@router.get("/api/announcements/{aid}/audio", response_class=FileResponse)
+@router.get(
+    "/api/announcements/{aid}/audio",
+    response_class=FileResponse,
+    responses={200: AUDIO, **documented(404, 422)},
+)
 def announcement_audio(
     hub: HubDep, staff: MaybeStaff, aid: str, format: Literal["web", "wav"] = "web"
 ) -> FileResponse:
@@ -123,7 +167,12 @@ def announcement_audio(
     )
 
 
-@router.post("/api/audio", status_code=201)
+@router.post(
+    "/api/audio",
+    status_code=201,
+    response_model=None,
+    responses={201: json_of(AudioOut, "Stored"), **documented(400, 401, 403, 413, 415, 422)},
+)
 def upload_audio(
     request: Request, hub: HubDep, user: Head, file: Annotated[UploadFile, File()]
 ) -> dict[str, Any]:
@@ -142,14 +191,22 @@ class PreviewIn(BaseModel):
     voice: str | None = Field(None, max_length=40)
 
 
-@router.post("/api/tts/preview", response_class=FileResponse)
+@router.post(
+    "/api/tts/preview",
+    response_class=FileResponse,
+    responses={200: AUDIO, **documented(400, 401, 403, 413, 422)},
+)
 def tts_preview(hub: HubDep, user: Head, body: PreviewIn) -> FileResponse:
     """Listen before scheduling: the text as it will sound (normalised, chimes, loudness)."""
     r = hub.announcements.preview(body.text, body.voice)
     return FileResponse(r.web_path, media_type=AUDIO_TYPES.get(r.web_path.suffix, "audio/ogg"))
 
 
-@router.get("/api/broadcasts")
+@router.get(
+    "/api/broadcasts",
+    response_model=None,
+    responses={200: json_of(list[BroadcastOut]), **documented(422)},
+)
 def list_broadcasts(
     hub: HubDep,
     since: str | None = None,
@@ -162,13 +219,17 @@ def list_broadcasts(
     )
 
 
-@router.post("/api/broadcasts/stop")
+@router.post(
+    "/api/broadcasts/stop",
+    response_model=None,
+    responses={200: json_of(StoppedOut), **documented(401, 403)},
+)
 def stop_broadcast(hub: HubDep, user: Head) -> JSONResponse:
     stopped = hub.announcements.stop_now(_actor(user))
     return JSONResponse({"stopped": stopped})
 
 
-@router.get("/api/playout")
+@router.get("/api/playout", response_model=None, responses={200: json_of(PlayoutOut)})
 def playout_state(hub: HubDep) -> dict[str, Any]:
     """On air now, and the queue."""
     # The queue as it is now (the state's own is as of its last change).

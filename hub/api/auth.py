@@ -15,6 +15,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
 from hub.api.deps import HubDep, client_address
+from hub.api.errors import documented
 from hub.errors import AuthError
 
 router = APIRouter(tags=["auth"])
@@ -25,7 +26,7 @@ class Token(BaseModel):
     token_type: str = "bearer"
 
 
-@router.post("/api/auth/token", response_model=Token)
+@router.post("/api/auth/token", response_model=Token, responses=documented(400, 401, 413, 422, 429))
 def token(
     request: Request, hub: HubDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:

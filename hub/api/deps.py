@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, tzinfo
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -85,28 +84,6 @@ def require(*roles: Role) -> Callable[..., User]:
 
 
 Technician = Annotated[User, Depends(require("technician"))]
-
-
-def parse_time(value: str | None, name: str, tz: tzinfo = UTC) -> float | None:
-    """``since``/``until``: ISO 8601 or epoch seconds -> epoch seconds.
-
-    A time without an offset is the village's local time, as in request bodies.
-    """
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(
-            422, f"{name}: not a time (use ISO 8601 like 2026-12-01T12:30:00Z or epoch seconds)"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=tz)
-    return dt.timestamp()
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -11,7 +11,18 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from hub.api.deps import HubDep, Technician, parse_time
+from hub.api.deps import HubDep, Technician
+from hub.api.errors import documented
+from hub.api.schemas import (
+    AlertOut,
+    DeadLetterOut,
+    DeviceDetailOut,
+    DeviceOut,
+    EventOut,
+    PointOut,
+    json_of,
+)
+from hub.api.times import parse_time
 from hub.clock import iso
 from hub.services.alerts import StateFilter
 from hub.services.devices import Resolution
@@ -26,7 +37,11 @@ Limit = Annotated[int, Query(ge=1, le=5000, description="At most this many, newe
 @router.get(
     "/api/devices",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Unchanged"}},
+    responses={
+        200: json_of(list[DeviceOut]),
+        304: {"description": "Unchanged since the ETag sent in If-None-Match"},
+        **documented(401, 403, 422),
+    },
 )
 def list_devices(
     request: Request,
@@ -46,7 +61,11 @@ def list_devices(
     return Response(listing.body, media_type="application/json", headers=headers)
 
 
-@router.get("/api/devices/{device_id}")
+@router.get(
+    "/api/devices/{device_id}",
+    response_model=None,
+    responses={200: json_of(DeviceDetailOut), **documented(401, 403, 404, 422)},
+)
 def get_device(hub: HubDep, user: Technician, device_id: str) -> dict[str, Any]:
     """One device, with its open alerts (the newest first)."""
     d = device_json(hub.devices.get(device_id))
@@ -54,7 +73,11 @@ def get_device(hub: HubDep, user: Technician, device_id: str) -> dict[str, Any]:
     return d
 
 
-@router.get("/api/devices/{device_id}/metrics")
+@router.get(
+    "/api/devices/{device_id}/metrics",
+    response_model=None,
+    responses={200: json_of(list[PointOut]), **documented(401, 403, 404, 422)},
+)
 def device_metrics(
     hub: HubDep,
     user: Technician,
@@ -79,7 +102,11 @@ def device_metrics(
     return [{"ts": iso(ts), "value": value} for ts, value in points]
 
 
-@router.get("/api/events")
+@router.get(
+    "/api/events",
+    response_model=None,
+    responses={200: json_of(list[EventOut]), **documented(401, 403, 422)},
+)
 def list_events(
     hub: HubDep,
     user: Technician,
@@ -91,7 +118,11 @@ def list_events(
     return [event_json(e) for e in hub.devices.events(device, t0, limit)]
 
 
-@router.get("/api/alerts")
+@router.get(
+    "/api/alerts",
+    response_model=None,
+    responses={200: json_of(list[AlertOut]), **documented(401, 403, 422)},
+)
 def list_alerts(
     hub: HubDep,
     user: Technician,
@@ -102,7 +133,11 @@ def list_alerts(
     return [alert_json(a) for a in hub.alerts.query(state, device, limit)]
 
 
-@router.get("/api/dead-letters")
+@router.get(
+    "/api/dead-letters",
+    response_model=None,
+    responses={200: json_of(list[DeadLetterOut]), **documented(401, 403, 422)},
+)
 def list_dead_letters(
     hub: HubDep, user: Technician, since: str | None = None, limit: Limit = 100
 ) -> list[dict[str, Any]]:

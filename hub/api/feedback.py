@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import HubDep, client_address, get_hub, read_body, require
+from hub.api.errors import documented
+from hub.api.schemas import FeedbackOut, RowId, json_of
 from hub.services.feedback import FeedbackIn, Status
 from hub.services.users import User
 
@@ -53,7 +55,8 @@ _BODY_DOC: dict[str, Any] = {
     "/api/feedback",
     status_code=201,
     openapi_extra=_BODY_DOC,
-    responses={413: {"description": "Body too large"}, 429: {"description": "Too many reports"}},
+    response_model=None,
+    responses={201: json_of(FeedbackOut, "Received"), **documented(413, 415, 422, 429)},
 )
 async def post_feedback(request: Request) -> JSONResponse:
     """A resident's report (no sign-in). 429 with Retry-After past the sender's limit."""
@@ -70,7 +73,11 @@ async def post_feedback(request: Request) -> JSONResponse:
     return JSONResponse(stored, status_code=201)
 
 
-@router.get("/api/feedback")
+@router.get(
+    "/api/feedback",
+    response_model=None,
+    responses={200: json_of(list[FeedbackOut]), **documented(401, 403, 422)},
+)
 def get_feedback(
     hub: HubDep,
     user: Head,
@@ -81,7 +88,11 @@ def get_feedback(
     return hub.feedback.recent(status=status, limit=limit)
 
 
-@router.patch("/api/feedback/{fid}")
-def patch_feedback(hub: HubDep, user: Head, fid: int, patch: FeedbackPatch) -> dict[str, Any]:
+@router.patch(
+    "/api/feedback/{fid}",
+    response_model=None,
+    responses={200: json_of(FeedbackOut), **documented(400, 401, 403, 404, 413, 422)},
+)
+def patch_feedback(hub: HubDep, user: Head, fid: RowId, patch: FeedbackPatch) -> dict[str, Any]:
     """Mark a report read or done (or new again); audited."""
     return hub.feedback.set_status(fid, patch.status, actor=user.username)

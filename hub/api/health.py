@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from hub import __version__
 from hub.api.deps import HubDep
+from hub.api.schemas import HealthOut, json_of
 from hub.clock import clock_synced
 
 router = APIRouter(tags=["health"])
@@ -17,7 +18,14 @@ router = APIRouter(tags=["health"])
 STALL_S = 15.0
 
 
-@router.get("/api/health")
+@router.get(
+    "/api/health",
+    response_model=None,
+    responses={
+        200: json_of(HealthOut, "Everything works"),
+        503: json_of(HealthOut, "Something does not: see problems"),
+    },
+)
 def health(hub: HubDep) -> JSONResponse:
     """200 when everything works; 503 with the reasons when something does not."""
     problems: list[str] = []

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from hub.api.deps import HubDep, oauth2
+from hub.api.errors import documented
 from hub.app import Hub
 from hub.errors import AuthError
 
@@ -29,7 +30,17 @@ def _registry(request: Request, hub: Hub) -> CollectorRegistry:
     return reg
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The hub's counters in Prometheus text format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **documented(401, 403),
+    },
+)
 def metrics(
     request: Request, hub: HubDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Response:

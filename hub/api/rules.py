@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from hub.api.deps import HubDep, require
+from hub.api.errors import documented
 from hub.automation.rule_book import approval_state
 from hub.automation.rule_model import Rule
 from hub.clock import iso
@@ -53,43 +54,43 @@ def firing_json(f: FiringRow) -> dict[str, Any]:
     }
 
 
-@router.get("/api/rules")
+@router.get("/api/rules", responses=documented(401, 403))
 def list_rules(hub: HubDep, user: Staff) -> list[dict[str, Any]]:
     return [rule_json(r) for r in hub.rule_book.all()]
 
 
-@router.post("/api/rules", status_code=201)
+@router.post("/api/rules", status_code=201, responses=documented(400, 401, 403, 409, 413, 422))
 def add_rule(hub: HubDep, user: Staff, rule: Rule) -> dict[str, Any]:
     """A technician's rule that reaches the loudspeakers, a relay or MQTT is stored switched
     off, ``approval: awaiting``, until a head approves it."""
     return rule_json(hub.rule_book.add(rule, user))
 
 
-@router.get("/api/rules/{rule_id}")
+@router.get("/api/rules/{rule_id}", responses=documented(401, 403, 404, 422))
 def get_rule(hub: HubDep, user: Staff, rule_id: str) -> dict[str, Any]:
     return rule_json(hub.rule_book.get(rule_id))
 
 
-@router.patch("/api/rules/{rule_id}")
+@router.patch("/api/rules/{rule_id}", responses=documented(400, 401, 403, 404, 409, 413, 422))
 def patch_rule(hub: HubDep, user: Staff, rule_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Change some fields (e.g. ``{"enabled": false}`` or a new ``trigger``). A technician's
     change to what an approved rule does withdraws the approval (the rule is switched off)."""
     return rule_json(hub.rule_book.change(rule_id, changes, user))
 
 
-@router.post("/api/rules/{rule_id}/approve")
+@router.post("/api/rules/{rule_id}/approve", responses=documented(401, 403, 404, 409, 422))
 def approve_rule(hub: HubDep, user: Head, rule_id: str) -> dict[str, Any]:
     """A head approves a rule awaiting approval, and it is switched on (audited); not the
     person who asked for it."""
     return rule_json(hub.rule_book.approve(rule_id, user))
 
 
-@router.delete("/api/rules/{rule_id}", status_code=204)
+@router.delete("/api/rules/{rule_id}", status_code=204, responses=documented(401, 403, 404, 422))
 def delete_rule(hub: HubDep, user: Staff, rule_id: str) -> None:
     hub.rule_book.delete(rule_id, user.username)
 
 
-@router.get("/api/rules/{rule_id}/firings")
+@router.get("/api/rules/{rule_id}/firings", responses=documented(401, 403, 404, 422))
 def rule_firings(
     hub: HubDep, user: Staff, rule_id: str, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import SESSION_COOKIE, oauth2
+from hub.api.errors import documented
 from hub.app import Hub
 from hub.bus import PUBLIC, STAFF, Audience, Bus, BusEvent
 from hub.clock import utc_iso
@@ -68,7 +69,13 @@ def _heartbeat(hub: Hub, bus: Bus, audiences: frozenset[Audience]) -> str:
 @router.get(
     "/api/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {
+            "description": f"Server-Sent Events for up to {STREAM_S:.0f} s, then reconnect",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **documented(422),
+    },
 )
 async def stream(
     request: Request,

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 from hub.api.deps import HubDep, require
+from hub.api.errors import documented
+from hub.api.schemas import RowId, UserOut, json_of
 from hub.services.users import Role, User
 
 router = APIRouter(tags=["users"])
@@ -38,12 +40,21 @@ def user_json(u: User) -> dict[str, Any]:
     return {"id": u.id, "username": u.username, "role": u.role, "disabled": u.disabled}
 
 
-@router.get("/api/users")
+@router.get(
+    "/api/users",
+    response_model=None,
+    responses={200: json_of(list[UserOut]), **documented(401, 403)},
+)
 def list_users(hub: HubDep, admin: Admin) -> list[dict[str, Any]]:
     return [user_json(u) for u in hub.users.list_users()]
 
 
-@router.post("/api/users", status_code=201)
+@router.post(
+    "/api/users",
+    status_code=201,
+    response_model=None,
+    responses={201: json_of(UserOut, "Added"), **documented(400, 401, 403, 409, 413, 422, 429)},
+)
 def create_user(hub: HubDep, admin: Admin, body: NewUser) -> dict[str, Any]:
     """Add a user: 409 if the name is taken, 422 if the password is too weak."""
     now = hub.clock.now().timestamp()
@@ -51,8 +62,12 @@ def create_user(hub: HubDep, admin: Admin, body: NewUser) -> dict[str, Any]:
     return user_json(user)
 
 
-@router.patch("/api/users/{user_id}")
-def update_user(hub: HubDep, admin: Admin, user_id: int, body: UserChange) -> dict[str, Any]:
+@router.patch(
+    "/api/users/{user_id}",
+    response_model=None,
+    responses={200: json_of(UserOut), **documented(400, 401, 403, 404, 409, 413, 422)},
+)
+def update_user(hub: HubDep, admin: Admin, user_id: RowId, body: UserChange) -> dict[str, Any]:
     """Change the role or disable / enable (a disabled user's sessions end at once)."""
     now = hub.clock.now().timestamp()
     user = hub.users.change(
@@ -61,8 +76,13 @@ def update_user(hub: HubDep, admin: Admin, user_id: int, body: UserChange) -> di
     return user_json(user)
 
 
-@router.post("/api/users/{user_id}/password", status_code=204)
-def set_password(hub: HubDep, admin: Admin, user_id: int, body: NewPassword) -> Response:
+@router.post(
+    "/api/users/{user_id}/password",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Changed"}, **documented(400, 401, 403, 404, 413, 422, 429)},
+)
+def set_password(hub: HubDep, admin: Admin, user_id: RowId, body: NewPassword) -> Response:
     """Reset a password; the user's sessions and tokens end."""
     now = hub.clock.now().timestamp()
     hub.users.set_password(user_id, body.password, actor=admin.username, now=now)

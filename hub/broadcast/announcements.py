@@ -122,19 +122,25 @@ class Announcements:
         if body.priority == "emergency" and body.rrule:
             raise AnnouncementError("rrule: an emergency plays now, it does not recur")
         zones = self._check_zones(body.zones)
-        start = self._time(body.start_at) if body.start_at else now
-        if body.priority == "emergency":
-            start = now  # emergencies play at once, whatever start_at says
-        start_local = local_naive(start, tz)
         rrule = canonical_rrule(body.rrule) if body.rrule else None
-        exdates = tuple(local_naive(self._time(d), tz) for d in body.exdates)
-        expires = self._time(body.expires_at) if body.expires_at else None
+        grace = timedelta(seconds=self.settings.announcements.grace_s)
+        # The models bound the years; an OverflowError here (a zone or an RRULE walking past
+        # year 9999) is still the request's fault, never the hub's.
         try:
+            start = self._time(body.start_at) if body.start_at else now
+            if body.priority == "emergency":
+                start = now  # emergencies play at once, whatever start_at says
+            start_local = local_naive(start, tz)
+            exdates = tuple(local_naive(self._time(d), tz) for d in body.exdates)
+            expires = self._time(body.expires_at) if body.expires_at else None
             rec = Recurrence(start_local, tz, rrule, exdates, expires)
+            nxt = rec.next_after(now - grace, inclusive=True)
+        except OverflowError:
+            raise AnnouncementError(
+                "start_at, expires_at, exdates or rrule: a time out of range (years 1970-2199)"
+            ) from None
         except ValueError as e:
             raise AnnouncementError(str(e)) from None
-        grace = timedelta(seconds=self.settings.announcements.grace_s)
-        nxt = rec.next_after(now - grace, inclusive=True)
         if nxt is None:
             raise AnnouncementError("start_at: every occurrence is in the past or expired")
         if body.corrects and not self.table.exists(body.corrects):
@@ -234,8 +240,10 @@ class Announcements:
         return self._changed(aid)
 
     def _as_input(self, row: Row) -> AnnouncementIn:
+        """The stored announcement as a request, unchecked: the merged request is validated
+        as a whole (a row written before today's limits is then refused with a reason)."""
         tz = self.settings.tz
-        return AnnouncementIn(
+        return AnnouncementIn.model_construct(
             title=row["title"],
             text=row["text"],
             audio_id=row["audio_id"],

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from hub.errors import Invalid
 from hub.events import Priority
@@ -22,6 +22,27 @@ class AnnouncementError(Invalid):
     """An announcement request that cannot be honoured as given: a field, a zone, a time."""
 
 
+#: The years a request time may name. Far wider than any village schedule, and narrow
+#: enough that the time, moved by any UTC offset (±14 h) into UTC or the village's zone,
+#: stays inside what Python's datetime holds (years 1-9999): "0001-01-01T00:00:00" in
+#: the village's time would otherwise be a year-0 instant and a 500.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
+def _in_range(value: datetime) -> datetime:
+    # The wall time as written is checked, before any conversion that could overflow.
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(
+            f"{value.isoformat()} is out of range: give a time between {FIRST_YEAR} and "
+            f"{LAST_YEAR}, like 2026-12-01T19:30:00"
+        )
+    return value
+
+
+#: A time in a request body: ISO 8601 (no offset = village time) or epoch seconds.
+RequestTime = Annotated[datetime, AfterValidator(_in_range)]
+
+
 class AnnouncementIn(BaseModel):
     """Body of ``POST /api/announcements`` (and of the MQTT ``cmd/announce`` topic)."""
 
@@ -29,17 +50,19 @@ class AnnouncementIn(BaseModel):
 
     title: str = Field(min_length=1, max_length=200, description="Short title shown to all.")
     text: str | None = Field(None, max_length=5000, description="Text read by TTS.")
-    audio_id: str | None = Field(None, description="A recording from POST /api/audio.")
+    audio_id: str | None = Field(
+        None, min_length=1, max_length=64, description="A recording from POST /api/audio."
+    )
     category: Category = Field("notice", description="notice, news, meeting or emergency.")
     priority: Priority = Field("normal", description="normal, high or emergency.")
     zones: list[str] = Field(default_factory=lambda: ["all"], min_length=1, max_length=32)
-    start_at: datetime | None = Field(
+    start_at: RequestTime | None = Field(
         None, description="First broadcast; no offset = village time; none = now."
     )
     rrule: str | None = Field(None, max_length=500, description="RFC 5545 RRULE.")
-    exdates: list[datetime] = Field(default_factory=list, max_length=366)
+    exdates: list[RequestTime] = Field(default_factory=list, max_length=366)
     repeat: int = Field(1, ge=1, le=5, description="Times the message is said per broadcast.")
-    expires_at: datetime | None = Field(None, description="Nothing plays at or after it.")
+    expires_at: RequestTime | None = Field(None, description="Nothing plays at or after it.")
     voice: str | None = Field(None, max_length=40, description="north, central or south.")
     corrects: str | None = Field(None, description="The emergency this one corrects/cancels.")
     published: bool = Field(True, description="Shown on the residents' page.")
@@ -55,15 +78,15 @@ class AnnouncementPatch(BaseModel):
 
     title: str | None = Field(None, min_length=1, max_length=200)
     text: str | None = Field(None, max_length=5000)
-    audio_id: str | None = None
+    audio_id: str | None = Field(None, min_length=1, max_length=64)
     category: Category | None = None
     priority: Priority | None = None
     zones: list[str] | None = Field(None, min_length=1, max_length=32)
-    start_at: datetime | None = None
+    start_at: RequestTime | None = None
     rrule: str | None = Field(None, max_length=500)
-    exdates: list[datetime] | None = Field(None, max_length=366)
+    exdates: list[RequestTime] | None = Field(None, max_length=366)
     repeat: int | None = Field(None, ge=1, le=5)
-    expires_at: datetime | None = None
+    expires_at: RequestTime | None = None
     voice: str | None = Field(None, max_length=40)
     published: bool | None = None
 

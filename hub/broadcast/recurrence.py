@@ -35,6 +35,10 @@ def to_utc(local: datetime, tz: tzinfo) -> datetime:
     return local.replace(tzinfo=tz).astimezone(UTC)
 
 
+#: A rule must match some date between this (leap) year and 9999, dateutil's last.
+PROBE_YEAR = 9988
+
+
 def parse_rrule(text: str, dtstart: datetime) -> RRule:
     """Validate an RRULE (with or without the ``RRULE:`` prefix); ValueError says why."""
     body = text.strip()
@@ -52,6 +56,14 @@ def parse_rrule(text: str, dtstart: datetime) -> RRule:
         raise ValueError("rrule: one RRULE only")
     if getattr(rule, "_freq", None) not in ALLOWED_FREQS:
         raise ValueError("rrule: FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY")
+    # A rule that never matches (HOURLY on 30 February) would make every later lookup walk
+    # to the year 9999, seconds of CPU each: refuse it while the walk is short.
+    # dateutil walks year after year to 9999 looking for a match that never comes; its
+    # UNTIL stops only a walk that finds dates. So the same rule is tried from PROBE_YEAR
+    # (a leap year): a walk of a dozen years, a few milliseconds.
+    late = dtstart.replace(year=PROBE_YEAR)
+    if rule.replace(dtstart=late, count=None, until=None).after(late, inc=True) is None:
+        raise ValueError("rrule: no date matches it (check BYMONTH, BYMONTHDAY, BYDAY)")
     return rule
 
 

@@ -97,3 +97,12 @@ def test_quiet_hours_window_across_midnight() -> None:
     assert in_window(w, utc(2026, 12, 1, 22, 0), VN)  # 05:00 local
     assert not in_window(w, utc(2026, 12, 1, 23, 0), VN)  # 06:00 local
     assert window_end(w, utc(2026, 12, 1, 15, 0), VN) == utc(2026, 12, 1, 22, 30)
+
+
+def test_a_rule_no_date_matches_is_refused_at_once() -> None:
+    # dateutil would walk to the year 9999 on every lookup (seconds of CPU each).
+    for text in ("FREQ=HOURLY;BYMONTHDAY=30;BYMONTH=2", "FREQ=DAILY;BYMONTH=4;BYMONTHDAY=31"):
+        with pytest.raises(ValueError, match="no date matches"):
+            parse_rrule(text, datetime(2026, 12, 6, 19, 30))
+    # Rare is not never: the 29th of February still plays.
+    parse_rrule("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", datetime(2026, 12, 6, 19, 30))

@@ -1,0 +1,205 @@
+"""The API's answers as the OpenAPI schema describes them, one model per JSON shape.
+
+The routes return the shapes the stores and ``hub/wire.py`` build (the MQTT mirror and the
+live stream carry the same ones); these models only say what those shapes are, for
+``/openapi.json`` and its readers. They are declared with ``responses=`` and
+``response_model=None``: nothing is re-validated on the way out, and the schemathesis test
+(tests/integration/test_openapi.py) checks every answer against them over real HTTP.
+Times are ISO 8601 in UTC (``2026-12-01T12:30:00Z``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Path
+from pydantic import BaseModel, Field
+
+from hub.events import BroadcastStatus, Priority
+from hub.services.users import Role
+
+Time = str
+
+#: A numeric id in a path (a report, a user): SQLite's rowids are 64-bit, and a larger
+#: number would fail in the driver (a 500), so it is a 422 before it gets there.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The row's numeric id.")]
+
+
+class BroadcastOut(BaseModel):
+    """A line of the playout log (as-run report)."""
+
+    announcement_id: str
+    title: str | None = Field(None, description="The announcement's title, where listed.")
+    scheduled_for: Time
+    started_at: Time | None
+    ended_at: Time | None
+    status: BroadcastStatus
+    zones: list[str]
+    priority: Priority
+    detail: str | None
+
+
+class AnnouncementOut(BaseModel):
+    """An announcement, with its next run and its last broadcast. ``voice``, ``published``,
+    ``created_by`` and ``approved_by`` are shown to a signed-in head or admin only."""
+
+    id: str
+    title: str
+    text: str | None
+    audio_id: str | None
+    category: Literal["notice", "news", "meeting", "emergency"]
+    priority: Priority
+    zones: list[str]
+    start_at: Time
+    rrule: str | None
+    exdates: list[Time]
+    repeat: int
+    expires_at: Time | None
+    status: Literal["draft", "scheduled", "done", "cancelled", "expired", "replaced"]
+    corrects: str | None
+    next_run: Time | None
+    schedule_words: dict[str, str] = Field(description="The schedule in words, by language.")
+    duration_s: float | None
+    audio_url: str
+    created_at: Time | None
+    last_broadcast: BroadcastOut | None
+    voice: str | None = None
+    published: bool | None = None
+    created_by: str | None = None
+    approved_by: str | None = None
+
+
+class AudioOut(BaseModel):
+    """An uploaded recording, for an announcement's ``audio_id``."""
+
+    id: str
+    duration_s: float
+
+
+class StoppedOut(BaseModel):
+    stopped: bool = Field(description="Whether something was on air and was cut.")
+
+
+class PlayoutOut(BaseModel):
+    """What is on air now, and the queue."""
+
+    state: Literal["idle", "playing"]
+    announcement_id: str | None
+    title: str | None
+    priority: str | None
+    started_at: Time | None
+    zones: list[str]
+    queue: list[str]
+
+
+class AlertOut(BaseModel):
+    id: str
+    device_id: str
+    rule: str
+    severity: str
+    state: Literal["raised", "cleared"]
+    message: str
+    raised_at: Time
+    cleared_at: Time | None
+    acked_by: str | None = None
+    acked_at: Time | None = None
+
+
+class DeviceOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    source: str
+    status: Literal["online", "degraded", "offline", "unknown"]
+    status_since: Time | None
+    status_reason: str | None
+    first_seen: Time | None
+    last_seen: Time | None
+    metrics: dict[str, float] = Field(description="The latest reading of each metric.")
+    info: dict[str, Any] = Field(description="What the device says of itself (ssid, fw...).")
+
+
+class DeviceDetailOut(DeviceOut):
+    open_alerts: list[AlertOut] = Field(description="Its open alerts, the newest first.")
+
+
+class PointOut(BaseModel):
+    ts: Time
+    value: float
+
+
+class EventOut(BaseModel):
+    id: int
+    ts: Time
+    received_at: Time
+    device_id: str | None
+    type: str
+    topic: str
+    data: dict[str, Any]
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: Time
+    topic: str
+    size: int
+    reason: str
+    payload: str | None = Field(description="The payload as text, when it is UTF-8.")
+    payload_hex: str | None = Field(description="The payload in hex, when it is not.")
+
+
+class FeedbackOut(BaseModel):
+    """A resident's report (phản ánh)."""
+
+    id: int
+    received_at: Time
+    name: str | None
+    contact: str | None
+    category: str | None
+    message: str
+    status: Literal["new", "read", "done"]
+    sender: str = Field(description="Tells reports of one sender apart, not who they are.")
+    updated_at: Time | None
+    updated_by: str | None
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+
+
+class IngestOut(BaseModel):
+    received: int
+    stored: int
+    duplicates: int
+    dead_letters: int
+    internal_errors: int
+    pending: int
+    last_error: str | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "error"]
+    mqtt: Literal["connected", "disconnected"]
+    db: Literal["ok", "error"]
+    clock_synced: bool | None
+    version: str
+    ingest: IngestOut
+    problems: list[str] = Field(default_factory=list, description="Why it is not ok.")
+
+
+def json_of(model: Any, description: str = "OK") -> dict[str, Any]:
+    """A ``responses=`` entry whose JSON is ``model`` (a class or ``list[...]``)."""
+    return {"model": model, "description": description}
+
+
+#: The audio the hub serves (renders and previews), for ``responses=``.
+AUDIO: dict[str, Any] = {
+    "description": "The audio",
+    "content": {
+        kind: {"schema": {"type": "string", "format": "binary"}}
+        for kind in ("audio/ogg", "audio/mpeg", "audio/wav")
+    },
+}
