@@ -1,48 +1,55 @@
 #!/usr/bin/env bash
-# Create the broker account of one device (as root) and print the MQTT settings to
-# enter into it. Installed as /usr/local/sbin/langso-add-device by install-pi.sh.
-#   add-device.sh [--kind KIND] [--rotate] DEVICE_ID
-# KIND: ap (default), sensor, button, speaker, collectd, tasmota, esphome, zigbee2mqtt;
-# hub for the hub's own account langso-hub (install-pi.sh sets it from hub.env).
-# The user name is the device id: the broker ACL (langso.acl) lets each account write
-# only topics that carry its own name, so give every device its own account.
+# Create, re-key or delete the broker account of one device (as root) and print the MQTT
+# settings to enter into it. Installed as /usr/local/sbin/langso-add-device by install-pi.sh.
+#   add-device.sh [--kind KIND] [--rotate | --delete] DEVICE_ID
+# KIND: ap (default), sensor, button, speaker, collectd, tasmota, esphome, zigbee2mqtt,
+# gateway (may announce on the loudspeakers through cmd/announce); hub and admin are the
+# broker accounts of the hub (langso-hub) and of mosquitto_ctrl (langso-admin), which
+# install-pi.sh sets. The user name is the device id, and so is the client id.
 # Options for other layouts and tests:
-#   --rotate            give an existing account a new password (the device must be
-#                       updated, or it is locked out)
+#   --rotate            a new password for an existing account, same kind (the device must
+#                       be updated, or it is locked out); also brings its rights up to date
+#   --delete            remove the account and its rights
 #   --site SITE         village id (default: `site` in /etc/langso/hub.toml)
 #   --host HOST         address devices connect to (default: this Pi's LAN address)
 #   --port PORT         broker port (default 1883)
-#   --passwd-file FILE  (default /etc/mosquitto/langso.passwd)
-#   --no-reload         do not ask Mosquitto to re-read its accounts
+#   --dynsec-file FILE  the broker's accounts (default /var/lib/mosquitto/dynamic-security.json)
+#   --no-restart        only edit the file (the broker is stopped, or restarted later)
 #   --password-stdin    take the password from the first line of stdin (else: random)
 #   --iterations N      PBKDF2-SHA512 rounds of the stored hash (default 10000)
 set -euo pipefail
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 die() { printf 'add-device.sh: %s\n' "$*" >&2; exit 2; }
 
-kind=ap rotate=0 reload=1 site="" host="" port=1883 password_stdin=0
-# mosquitto_passwd 2.0 always writes 101 rounds and has no option for more, but the
-# broker reads the count from each line ($7$<rounds>$salt$hash), so this script writes the
-# line itself. Each CONNECT with a known user name costs the single-threaded broker one
-# hash: 10,000 rounds measured 8 ms per CONNECT on an x86 core (0.3 ms at 101), a few
-# times that on a Pi. The passwords made here are random (20 or 32 letters and digits,
-# over 100 bits), which is what keeps a stolen file from being cracked; the rounds slow
-# down a guess at a password a person chose.
+# How accounts reach the broker: Mosquitto's dynamic-security plugin reads this JSON file
+# at start (langso.conf: plugin_opt_config_file). The plugin also takes changes at run
+# time from `mosquitto_ctrl dynsec`, but it then hashes every password with 101 PBKDF2
+# rounds and offers no option for more, while it honours the "iterations" of each account
+# it loads from the file. So this script writes the file itself, with the broker stopped
+# for the second it takes: connected devices and the hub reconnect on their own, and the
+# hub's persistent session (with its queued QoS 1 messages) is saved at the stop and
+# restored at the start. Each CONNECT with a known user name costs the single-threaded
+# broker one hash: 10,000 rounds measured 8 ms per CONNECT on an x86 core (0.3 ms at
+# 101), a few times that on a Pi. The passwords made here are random (20 or 32 letters
+# and digits, over 100 bits), which is what keeps a stolen file from being cracked; the
+# rounds slow down a guess at a password a person chose.
 iterations=10000
-passwd_file=/etc/mosquitto/langso.passwd
+dynsec_file=/var/lib/mosquitto/dynamic-security.json
+kind="" action=add restart=1 site="" host="" port=1883 password_stdin=0
 config=/etc/langso/hub.toml
 python=/opt/langso/venv/bin/python
 device=""
 while (($#)); do
   case $1 in
     --kind) kind=${2:?--kind needs a value}; shift 2 ;;
-    --rotate) rotate=1; shift ;;
+    --rotate) action=rotate; shift ;;
+    --delete) action=delete; shift ;;
     --site) site=${2:?--site needs a value}; shift 2 ;;
     --host) host=${2:?--host needs a value}; shift 2 ;;
     --port) port=${2:?--port needs a value}; shift 2 ;;
-    --passwd-file) passwd_file=${2:?--passwd-file needs a value}; shift 2 ;;
-    --no-reload) reload=0; shift ;;
+    --dynsec-file) dynsec_file=${2:?--dynsec-file needs a value}; shift 2 ;;
+    --no-restart) restart=0; shift ;;
     --password-stdin) password_stdin=1; shift ;;
     --iterations) iterations=${2:?--iterations needs a value}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -56,25 +63,33 @@ if ! [[ $iterations =~ ^[1-9][0-9]{2,6}$ ]] || ((iterations < 101)); then
 fi
 
 # The hub's device ids (lower-case letters, digits, '-'); this also keeps the MQTT
-# wildcards + and # and the level separator / out of the ACL's %u substitution.
+# wildcards + and # and the level separator / out of the topics of the account's rights.
 [[ $device =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] ||
   die "'$device': use lower-case letters, digits and '-' (e.g. ap-nha-van-hoa)"
-# Names of topic roots and of the hub's own accounts: the ESPHome patterns (%u/...)
-# would give such an account another source's tree.
+# Names of topic roots and of the hub's own accounts: an ESPHome account named after a
+# root (<name>/status, <name>/sensor/...) would write into another source's tree.
 case $device in
   village | all | homeassistant | collectd | tele | stat | cmnd | commune-gateway)
     die "'$device' is reserved (a topic root or the hub's own account)" ;;
-  langso-hub) [[ $kind == hub ]] || die "'$device' is reserved (a topic root or the hub's own account)" ;;
-  zigbee2mqtt) [[ $kind == zigbee2mqtt ]] || die "'zigbee2mqtt' is reserved for --kind zigbee2mqtt" ;;
+  langso-hub) [[ $kind == hub || $action == delete ]] ||
+    die "'$device' is reserved (a topic root or the hub's own account)" ;;
+  langso-admin) [[ $kind == admin || $action == delete ]] ||
+    die "'$device' is reserved (a topic root or the hub's own account)" ;;
+  zigbee2mqtt) [[ $kind == zigbee2mqtt || $action != add ]] ||
+    die "'zigbee2mqtt' is reserved for --kind zigbee2mqtt" ;;
 esac
 case $kind in
-  ap | sensor | button | speaker | collectd | tasmota | esphome) ;;
+  "" | ap | sensor | button | speaker | collectd | tasmota | esphome | gateway) ;;
   zigbee2mqtt) [[ $device == zigbee2mqtt ]] || die "the Zigbee2MQTT account is named zigbee2mqtt" ;;
   hub) [[ $device == langso-hub ]] || die "the hub's account is named langso-hub" ;;
+  admin) [[ $device == langso-admin ]] || die "the mosquitto_ctrl account is named langso-admin" ;;
   *) die "unknown kind '$kind'" ;;
 esac
+# install-pi.sh sets the hub's and the admin's password on every run (from hub.env and
+# /root/.config/mosquitto_ctrl), so for them adding and re-keying are the same thing.
+[[ ($kind == hub || $kind == admin) && $action != delete ]] && action="upsert"
 
-if [[ -z $site ]]; then
+if [[ $action != delete && -z $site ]]; then
   [[ -x $python && -r $config ]] || die "no $config: pass --site SITE"
   site=$("$python" -c 'import sys
 from hub.settings import load_settings
@@ -85,57 +100,144 @@ if [[ -z $host ]]; then
   host=${host:-$(hostname)}
 fi
 
-# (The id is checked above, so it is safe inside a regular expression.)
-if [[ -e $passwd_file ]] && grep -q "^$device:" "$passwd_file"; then
-  ((rotate)) || die "account '$device' exists; --rotate gives it a new password"
+password=""
+if [[ $action != delete ]]; then
+  if ((password_stdin)); then
+    IFS= read -r password || true
+    [[ ${#password} -ge 16 && $password != *[[:space:]]* ]] ||
+      die "the password on stdin must be at least 16 characters, without spaces"
+  else
+    # Letters and digits only (no quoting trouble in firmware web forms), 20 of them.
+    password=$(head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
+    password=${password:0:20}
+  fi
 fi
 
-if ((password_stdin)); then
-  IFS= read -r password || true
-  [[ ${#password} -ge 16 && $password != *[:[:space:]]* ]] ||
-    die "the password on stdin must be at least 16 characters, without spaces or ':'"
-else
-  # Letters and digits only (no quoting trouble in firmware web forms), 20 of them.
-  password=$(head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
-  password=${password:0:20}
+# The broker keeps the file's content in memory and writes it back on each mosquitto_ctrl
+# change: stop it first, so that neither overwrites the other, and start it again whatever
+# happens below.
+stopped=0
+if ((restart)) && systemctl is-active --quiet mosquitto.service; then
+  systemctl stop mosquitto.service || die "could not stop mosquitto"
+  stopped=1
+  trap 'systemctl start mosquitto.service ||
+    echo "add-device.sh: mosquitto did not start: journalctl -u mosquitto -n 30" >&2' EXIT
 fi
-# The account's line, hashed as Mosquitto's sha512-pbkdf2 ($7$) with $iterations rounds,
-# replaces any line of the same user; the file is replaced in one rename (0600, so a
-# half-written file is never read). The password goes through stdin, never argv.
+
+# The account's rights, by kind: one role per account, named after it. Dynamic security
+# in Mosquitto 2.0 has no %u in its topics, hence a role per account rather than per kind.
+# Anything not granted is refused (defaultACLAccess): a denied publish is dropped, a
+# denied subscription gets 0x80 in its SUBACK, and nothing is delivered that the account
+# may not receive. publishClientSend = may publish; subscribe = may subscribe (Literal:
+# exactly this filter; Pattern: this filter or a narrower one); publishClientReceive = may
+# be delivered. The password goes through stdin, never argv; the file is replaced in one
+# rename with mode 0600, so a half-written file is never read.
 # shellcheck disable=SC2016  # Python source: its $ are not shell expansions
-hasher='import base64, hashlib, os, sys, tempfile
-path, user, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-password = sys.stdin.readline().rstrip("\n").encode()
-salt = os.urandom(12)
-digest = hashlib.pbkdf2_hmac("sha512", password, salt, rounds)
-b64 = lambda b: base64.b64encode(b).decode()
-entry = f"{user}:$7${rounds}${b64(salt)}${b64(digest)}\n"
+editor='import base64, hashlib, json, os, sys, tempfile
+path, action, device, kind, site, rounds = sys.argv[1:7]
+P = f"village/{site}"
+D = device
+SEND, RECV, SUB, SUBP = ("publishClientSend", "publishClientReceive",
+                         "subscribeLiteral", "subscribePattern")
+# Devices write only topics that carry their own name: a stolen AP password cannot report
+# for another device, press a button or announce. Status topics (retained, also the
+# device will) are under each device tree.
+RIGHTS = {
+    "ap": [(SEND, f"{P}/ap/{D}/#")],
+    "sensor": [(SEND, f"{P}/sensor/{D}/#")],
+    "button": [(SEND, f"{P}/button/{D}/#")],
+    # A speaker node receives play commands for itself only.
+    "speaker": [(SEND, f"{P}/speaker/{D}/status"),
+                (SUB, f"{P}/speaker/{D}/cmd"), (RECV, f"{P}/speaker/{D}/cmd")],
+    # collectd MQTT plugin (OpenWrt APs with luci-app-statistics): collectd/<Hostname>/...
+    "collectd": [(SEND, f"collectd/{D}/#")],
+    # Tasmota: telemetry and will under tele/<Topic>/, command results under stat/<Topic>/,
+    # the commands it listens to under cmnd/<Topic>/.
+    "tasmota": [(SEND, f"tele/{D}/#"), (SEND, f"stat/{D}/#"),
+                (SUBP, f"cmnd/{D}/#"), (RECV, f"cmnd/{D}/#")],
+    # ESPHome: <node>/status (will), <node>/[<sub>/](sensor|binary_sensor)/<name>/state,
+    # and the command topics of its switches and buttons.
+    "esphome": [(SEND, f"{D}/status"), (SEND, f"{D}/sensor/+/state"),
+                (SEND, f"{D}/binary_sensor/+/state"), (SEND, f"{D}/+/sensor/+/state"),
+                (SEND, f"{D}/+/binary_sensor/+/state"),
+                (SUBP, f"{D}/+/+/command"), (RECV, f"{D}/+/+/command")],
+    # One bridge per coordinator; its topic root is fixed. Home Assistant discovery and
+    # HA birth message, if its HA integration is on.
+    "zigbee2mqtt": [(a, t) for t in ("zigbee2mqtt/#", "homeassistant/#")
+                    for a in (SEND, SUBP, RECV)],
+    # A gateway on the LAN (e.g. the commune warning box) schedules broadcasts on the
+    # loudspeakers: no other kind may write cmd/announce. A central emergency arrives
+    # through the bridge (bridge-commune.conf.example), which needs no account.
+    "gateway": [(SEND, f"{P}/cmd/announce")],
+    # The hub (langso run): everything it subscribes to (hub.app.build_router(settings)
+    # .filters: the village tree and the roots of the adapters), and what it publishes:
+    # its status (retained, also its will), the mirror of announcements, playout and
+    # alerts, commands to speaker nodes, Home Assistant discovery.
+    "hub": [(a, f) for f in (f"{P}/#", "collectd/#", "tele/#", "zigbee2mqtt/#", "+/status",
+                             "+/sensor/+/state", "+/binary_sensor/+/state",
+                             "+/+/sensor/+/state", "+/+/binary_sensor/+/state")
+            for a in (SUBP, RECV)]
+    + [(SEND, f"{P}/{t}") for t in ("hub/#", "announcements/#", "playout/state",
+                                     "alerts/#", "speaker/+/cmd")]
+    + [(SEND, "homeassistant/#")],
+    # mosquitto_ctrl: the plugin control topics only, no village traffic.
+    "admin": [(a, "$CONTROL/dynamic-security/#") for a in (SEND, RECV, SUBP)],
+}
 try:
     with open(path) as f:
-        lines = [line for line in f if line.split(":", 1)[0] != user]
+        conf = json.load(f)
 except FileNotFoundError:
-    lines = []
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".passwd.")
+    conf = {"clients": [], "groups": [], "roles": []}
+# Every access not granted by a role is refused, delivery included.
+conf["defaultACLAccess"] = {SEND: False, RECV: False, "subscribe": False, "unsubscribe": True}
+clients = {c["username"]: c for c in conf.setdefault("clients", [])}
+old = clients.get(device)
+if action == "add" and old is not None:
+    sys.exit(f"account {device!r} exists; --rotate gives it a new password")
+if action in ("rotate", "delete") and old is None:
+    sys.exit(f"no account {device!r} in {path}")
+old_kind = (old or {}).get("textname", "")
+if action == "rotate" and kind and old_kind and kind != old_kind:
+    sys.exit(f"{device!r} is a {old_kind}: --delete it and add it again as a {kind}")
+kind = kind or old_kind or "ap"
+conf["clients"] = [c for c in conf["clients"] if c["username"] != device]
+conf["roles"] = [r for r in conf.setdefault("roles", []) if r["rolename"] != device]
+if action != "delete":
+    password = sys.stdin.readline().rstrip("\n").encode()
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password, salt, int(rounds))
+    conf["roles"].append({"rolename": device, "textname": kind, "acls": [
+        {"acltype": a, "topic": t, "allow": True, "priority": 0} for a, t in RIGHTS[kind]]})
+    # clientid: the account connects with this client id only, so it cannot take over
+    # the session of another (langso.conf also sets use_username_as_clientid).
+    conf["clients"].append({
+        "username": device, "clientid": device, "textname": kind,
+        "password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
+        "iterations": int(rounds), "roles": [{"rolename": device, "priority": 0}]})
+folder = os.path.dirname(os.path.abspath(path))
+fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dynsec.")
 with os.fdopen(fd, "w") as f:
-    f.writelines([*lines, entry])
-os.replace(tmp, path)'
-printf '%s\n' "$password" | python3 -c "$hasher" "$passwd_file" "$device" "$iterations" ||
-  die "could not write $passwd_file"
-# Mosquitto reads the file as the mosquitto user after a reload; nobody else should.
+    json.dump(conf, f, indent=1, ensure_ascii=False)
+    f.write("\n")
+os.replace(tmp, path)
+print(kind)'
+kind=$(printf '%s\n' "$password" |
+  python3 -c "$editor" "$dynsec_file" "$action" "$device" "$kind" "$site" "$iterations") ||
+  die "$dynsec_file was not changed"
+# Mosquitto reads and rewrites the file as the mosquitto user; nobody else should read it.
 if getent passwd mosquitto >/dev/null && [[ $(id -u) -eq 0 ]]; then
-  chown mosquitto:mosquitto "$passwd_file"
+  chown mosquitto:mosquitto "$dynsec_file"
 fi
-chmod 0600 "$passwd_file"
+chmod 0600 "$dynsec_file"
+((stopped)) || echo "add-device.sh: the broker uses the change when it next starts" >&2
 
-if ((reload)); then
-  # SIGHUP: Mosquitto re-reads accounts and ACL without dropping connected clients.
-  systemctl reload mosquitto.service ||
-    echo "add-device.sh: could not reload mosquitto; restart it to use the new account" >&2
+if [[ $action == delete ]]; then
+  echo "Broker account '$device' deleted from $dynsec_file."
+  exit 0
 fi
-
 prefix="village/$site"
-if [[ $kind == hub ]]; then
-  echo "Broker account '$device' set in $passwd_file ($iterations rounds)."
+if [[ $kind == hub || $kind == admin ]]; then
+  echo "Broker account '$device' set in $dynsec_file ($iterations rounds)."
   exit 0
 fi
 cat <<MSG
@@ -188,6 +290,12 @@ MSG
     cat <<MSG
   Zigbee2MQTT configuration.yaml: mqtt.base_topic "zigbee2mqtt", user and password
   as above; it may use zigbee2mqtt/# and homeassistant/#.
+MSG
+    ;;
+  gateway)
+    cat <<MSG
+  publish:   $prefix/cmd/announce   an announcement for the loudspeakers, QoS 1,
+             never retained (the hub ignores retained commands)
 MSG
     ;;
 esac

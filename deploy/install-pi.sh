@@ -35,11 +35,17 @@ DATA=/var/lib/langso
 UNIT_DIR=/etc/systemd/system
 UNITS=(langso-hub.service langso-backup.service langso-backup.timer)
 MOSQ_CONF=/etc/mosquitto/conf.d/langso.conf
-MOSQ_ACL=/etc/mosquitto/langso.acl
-MOSQ_PASSWD=/etc/mosquitto/langso.passwd
+# The broker's accounts and their rights (Mosquitto's dynamic-security plugin, which
+# rewrites it as the mosquitto user, in the directory Debian gives that user).
+MOSQ_DYNSEC=/var/lib/mosquitto/dynamic-security.json
+MOSQ_OLD_PASSWD=/etc/mosquitto/langso.passwd
+# mosquitto_ctrl's default options for root (its admin account, so that
+# `sudo mosquitto_ctrl dynsec ...` needs no password on its command line).
+CTRL_CONF=/root/.config/mosquitto_ctrl
 ADD_DEVICE=/usr/local/sbin/langso-add-device
 HUB_USER=langso
 MQTT_USER=langso-hub
+MQTT_ADMIN=langso-admin
 # What the hub runs (espeak-ng, ffmpeg, aplay, sox), the broker and its clients, the
 # venv, sqlite3 for the nightly backup, CA certificates for a TLS bridge.
 PACKAGES=(mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv
@@ -241,7 +247,7 @@ fi
 note "site: $site"
 
 # ---- 5. Broker: accounts, ACL, limits --------------------------------------------------
-say "Mosquitto ($MOSQ_CONF, $MOSQ_ACL, $MOSQ_PASSWD)"
+say "Mosquitto ($MOSQ_CONF, $MOSQ_DYNSEC)"
 # The hub's broker password lives only in the root-only EnvironmentFile that systemd
 # reads before it drops to the langso user; kept across upgrades.
 hub_password=""
@@ -266,30 +272,48 @@ else
     echo "${pi_note:-#GPIOZERO_PIN_FACTORY=mock}"
   } | write_file "$ENV_FILE" 0600 root:root
 fi
-# The password file is read by Mosquitto (as the mosquitto user after a reload), and
-# by nobody else.
-if [[ ! -e $MOSQ_PASSWD ]]; then
-  run install -m 0600 -o mosquitto -g mosquitto /dev/null "$MOSQ_PASSWD"
-fi
-# Always set the hub's password from hub.env, so the two can never disagree. add-device.sh
-# hashes it with more PBKDF2 rounds than mosquitto_passwd can, and takes it on stdin
-# (mosquitto_passwd -b would show it on its command line).
+# The accounts file is edited with the broker stopped: the plugin keeps it in memory and
+# would write its own copy back over ours. Started again below with the new settings.
+run systemctl stop mosquitto.service
+# Always set the hub's password from hub.env, so the two can never disagree, and bring its
+# rights up to date. add-device.sh hashes it with more PBKDF2 rounds than mosquitto_ctrl
+# can (101), binds the account to the client id langso-hub, and takes the password on
+# stdin (never on a command line).
 if ((DRY_RUN)); then
-  note "would run: $ADD_DEVICE --kind hub --password-stdin --passwd-file $MOSQ_PASSWD $MQTT_USER"
+  note "would run: $ADD_DEVICE --kind hub --password-stdin --dynsec-file $MOSQ_DYNSEC $MQTT_USER"
 else
   printf '%s\n' "$hub_password" |
-    "$ADD_DEVICE" --kind hub --password-stdin --no-reload --site "$site" \
-      --passwd-file "$MOSQ_PASSWD" "$MQTT_USER"
-  chown mosquitto:mosquitto "$MOSQ_PASSWD"
-  chmod 0600 "$MOSQ_PASSWD"
+    "$ADD_DEVICE" --kind hub --password-stdin --no-restart --site "$site" \
+      --dynsec-file "$MOSQ_DYNSEC" "$MQTT_USER"
+fi
+# The admin account of mosquitto_ctrl (disable, inspect or list accounts while the broker
+# runs: `sudo mosquitto_ctrl dynsec disableClient ap-xom-1`). Its rights are the plugin's
+# control topics only; its password lives in root's mosquitto_ctrl options (0600), kept
+# across upgrades.
+admin_mqtt_password=""
+if [[ -r $CTRL_CONF ]]; then
+  admin_mqtt_password=$(sed -n 's/^-P //p' "$CTRL_CONF")
 fi
 if ((DRY_RUN)); then
-  install_managed "$CHECKOUT/deploy/mosquitto/langso.acl" "$MOSQ_ACL" 0640 mosquitto:mosquitto
+  [[ -n $admin_mqtt_password ]] || note "would write $CTRL_CONF (0600 root:root)"
+  note "would run: $ADD_DEVICE --kind admin --password-stdin --dynsec-file $MOSQ_DYNSEC $MQTT_ADMIN"
 else
-  acl=$(mktemp)
-  sed "s/@SITE@/$site/g" "$CHECKOUT/deploy/mosquitto/langso.acl" >"$acl"
-  install_managed "$acl" "$MOSQ_ACL" 0640 mosquitto:mosquitto
-  rm -f "$acl"
+  if [[ -z $admin_mqtt_password ]]; then
+    admin_mqtt_password=$(gen_password 32)
+    install -d -m 0700 -o root -g root "$(dirname "$CTRL_CONF")"
+    printf -- '-h 127.0.0.1\n-p 1883\n-u %s\n-P %s\n' "$MQTT_ADMIN" "$admin_mqtt_password" |
+      write_file "$CTRL_CONF" 0600 root:root
+  fi
+  printf '%s\n' "$admin_mqtt_password" |
+    "$ADD_DEVICE" --kind admin --password-stdin --no-restart --site "$site" \
+      --dynsec-file "$MOSQ_DYNSEC" "$MQTT_ADMIN"
+fi
+# Hashes and rights: read and rewritten by Mosquitto (as the mosquitto user), nobody else.
+run chown mosquitto:mosquitto "$MOSQ_DYNSEC"
+run chmod 0600 "$MOSQ_DYNSEC"
+if [[ -e $MOSQ_OLD_PASSWD ]]; then
+  warn "$MOSQ_OLD_PASSWD (and langso.acl) are no longer read: add each device again" \
+    "with sudo $ADD_DEVICE [--kind KIND] DEVICE_ID, enter its new password, then delete them"
 fi
 install_managed "$CHECKOUT/deploy/mosquitto/langso.conf" "$MOSQ_CONF" 0644 root:root
 # A restart, not a reload: listeners and limits are only read at start.

@@ -1,8 +1,9 @@
 """deploy/: the Pi installer, systemd units, backup, and the production broker on a real Mosquitto.
 
 The broker tests start Mosquitto with the production ``langso.conf`` (only the listener
-and the file paths changed) and the production ACL, and check with paho-mqtt who may
-publish and read what. The installer itself needs root and systemd, so it is checked
+and the accounts file changed) and accounts made by ``add-device.sh`` in the
+dynamic-security plugin's file, and check with paho-mqtt who may publish, subscribe to
+and read what. The installer itself needs root and systemd, so it is checked
 through ``--dry-run`` with every command that could change this machine replaced by a
 stub that records the call.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import configparser
 import getpass
+import json
 import os
 import queue
 import re
@@ -43,6 +45,21 @@ SITE = Settings().site
 HUB_USER = "langso-hub"
 PREFIX = f"village/{SITE}"
 WAIT_S = 5.0
+# The accounts of the test village, one of each kind add-device.sh knows (and a second
+# AP and speaker to try each other's topics).
+KINDS = {
+    "ap-01": "ap",
+    "ap-02": "ap",
+    "sen-01": "sensor",
+    "btn-01": "button",
+    "spk-01": "speaker",
+    "spk-02": "speaker",
+    "col-01": "collectd",
+    "tas-01": "tasmota",
+    "esp-01": "esphome",
+    "zigbee2mqtt": "zigbee2mqtt",
+    "gw-01": "gateway",
+}
 
 
 def _find(binary: str) -> str | None:
@@ -140,8 +157,8 @@ def test_install_dry_run_names_every_unit_and_file(dry_run: str) -> None:
         "/var/lib/langso",
         "/var/lib/langso/backups",
         "/etc/mosquitto/conf.d/langso.conf",
-        "/etc/mosquitto/langso.acl",
-        "/etc/mosquitto/langso.passwd",
+        "/var/lib/mosquitto/dynamic-security.json",
+        "/root/.config/mosquitto_ctrl",
         "/usr/local/sbin/langso-add-device",
     ):
         assert path in dry_run, path
@@ -150,11 +167,13 @@ def test_install_dry_run_names_every_unit_and_file(dry_run: str) -> None:
     assert "systemctl restart mosquitto.service" in dry_run
     assert "timedatectl set-ntp true" in dry_run
     assert "user add admin --role admin --password-stdin" in dry_run
-    # The hub's account through add-device.sh (more PBKDF2 rounds; the password on stdin).
-    assert (
-        "langso-add-device --kind hub --password-stdin --passwd-file /etc/mosquitto/langso.passwd"
-        " langso-hub" in dry_run
-    )
+    # The hub's and mosquitto_ctrl's accounts through add-device.sh (more PBKDF2 rounds;
+    # the password on stdin), written with the broker stopped.
+    dynsec = "--dynsec-file /var/lib/mosquitto/dynamic-security.json"
+    for kind, user in (("hub", HUB_USER), ("admin", "langso-admin")):
+        assert f"langso-add-device --kind {kind} --password-stdin {dynsec} {user}" in dry_run
+    assert "systemctl stop mosquitto.service" in dry_run
+    assert "chmod 0600 /var/lib/mosquitto/dynamic-security.json" in dry_run
     assert re.search(r"^    site: [a-z0-9-]+$", dry_run, re.M)
     # Never a password in the plan, generated or default.
     assert "LANGSO_MQTT__PASSWORD" not in dry_run
@@ -270,48 +289,57 @@ def test_mosquitto_conf_limits() -> None:
     # Room for the 180,000 messages of an hour away at a few hundred bytes each.
     assert int(conf["max_queued_bytes"]) >= 180_000 * 300
     assert int(conf["max_packet_size"]) == 65536
-    assert conf["password_file"] == "/etc/mosquitto/langso.passwd"
-    assert conf["acl_file"] == "/etc/mosquitto/langso.acl"
+    assert conf["plugin"] == "mosquitto_dynamic_security.so"
+    assert conf["plugin_opt_config_file"] == "/var/lib/mosquitto/dynamic-security.json"
+    assert conf["use_username_as_clientid"] == "true"
+    assert not {"password_file", "acl_file"} & set(conf)
     # Debian's mosquitto.conf sets these; a second value stops Mosquitto from starting.
     assert not {"persistence_location", "pid_file", "log_dest"} & set(conf)
-
-
-def acl_rules(text: str) -> dict[str | None, list[tuple[str, str]]]:
-    """ACL file → {user or None for patterns: [(access, topic)]}."""
-    rules: dict[str | None, list[tuple[str, str]]] = {None: []}
-    user: str | None = None
-    for line in text.splitlines():
-        words = line.split()
-        if not words or words[0].startswith("#"):
-            continue
-        if words[0] == "user":
-            user = words[1]
-            rules.setdefault(user, [])
-        elif words[0] in ("topic", "pattern"):
-            access, topic = (words[1], words[2]) if len(words) == 3 else ("readwrite", words[1])
-            rules[None if words[0] == "pattern" else user].append((access, topic))
-    return rules
 
 
 def hub_filters() -> tuple[str, ...]:
     return build_router(Settings()).filters
 
 
-def rendered_acl() -> str:
-    return (MOSQ / "langso.acl").read_text().replace("@SITE@", SITE)
+def dynsec_rights(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """The plugin's file → {user name: [(acltype, topic)]} over the account's roles."""
+    conf = json.loads(path.read_text())
+    roles = {r["rolename"]: [(a["acltype"], a["topic"]) for a in r["acls"]] for r in conf["roles"]}
+    return {
+        c["username"]: [acl for r in c["roles"] for acl in roles[r["rolename"]]]
+        for c in conf["clients"]
+    }
 
 
-def test_acl_lets_the_hub_read_everything_it_subscribes_to() -> None:
-    rules = acl_rules(rendered_acl())
-    readable = {t for a, t in rules[HUB_USER] if a in ("read", "readwrite")}
-    missing = [f for f in hub_filters() if f not in readable]
-    assert not missing, f"grant these to {HUB_USER} in deploy/mosquitto/langso.acl"
-    writable = {t for a, t in rules[HUB_USER] if a in ("write", "readwrite")}
+def test_rights_let_the_hub_read_everything_it_subscribes_to(tmp_path: Path) -> None:
+    add_hub_account(tmp_path, "hub-" + os.urandom(8).hex())
+    for device, kind in KINDS.items():
+        add_device(tmp_path, device, "--kind", kind)
+    rights = dynsec_rights(tmp_path / "dynsec.json")
+    hub = rights[HUB_USER]
+    for acltype in ("subscribePattern", "publishClientReceive"):
+        missing = [f for f in hub_filters() if (acltype, f) not in hub]
+        assert not missing, f"grant these to {HUB_USER} in deploy/add-device.sh ({acltype})"
+    writable = {t for a, t in hub if a == "publishClientSend"}
     for topic in ("hub/#", "announcements/#", "playout/state", "alerts/#", "speaker/+/cmd"):
         assert f"{PREFIX}/{topic}" in writable
-    # Nobody may announce but accounts listed on purpose (none by default).
-    everyone = [t for user_rules in rules.values() for a, t in user_rules if a != "read"]
-    assert not [t for t in everyone if mqtt.topic_matches_sub(t, f"{PREFIX}/cmd/announce")]
+    assert "homeassistant/#" in writable
+    # Nobody may announce but the gateway kind, made for it.
+    announce = f"{PREFIX}/cmd/announce"
+    may = {
+        user
+        for user, acls in rights.items()
+        for a, t in acls
+        if a == "publishClientSend" and mqtt.topic_matches_sub(t, announce)
+    }
+    assert may == {"gw-01"}
+    conf = json.loads((tmp_path / "dynsec.json").read_text())
+    assert conf["defaultACLAccess"] == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
 
 
 def test_bridge_example_pushes_the_public_topics_and_takes_the_emergency_topic() -> None:
@@ -370,7 +398,7 @@ class Mosquitto:
 
 
 def production_conf(workdir: Path) -> str:
-    """langso.conf with a loopback listener and the temporary account and ACL files."""
+    """langso.conf with a loopback listener and the temporary accounts file."""
     lines = []
     listeners = 0
     for line in (MOSQ / "langso.conf").read_text().splitlines():
@@ -378,26 +406,24 @@ def production_conf(workdir: Path) -> str:
         if key == "listener":
             listeners += 1
             line = "listener @PORT@ 127.0.0.1"
-        elif key == "password_file":
-            line = f"password_file {workdir / 'passwd'}"
-        elif key == "acl_file":
-            line = f"acl_file {workdir / 'acl'}"
+        elif key == "plugin_opt_config_file":
+            line = f"plugin_opt_config_file {workdir / 'dynsec.json'}"
         lines.append(line)
     assert listeners == 1
     return "\n".join(lines) + "\n"
 
 
 def add_device(workdir: Path, device: str, *args: str) -> str:
-    """Run deploy/add-device.sh for real against the temporary password file."""
+    """Run deploy/add-device.sh for real against the temporary accounts file."""
     r = subprocess.run(
         [
             "bash",
             str(DEPLOY / "add-device.sh"),
             "--site",
             SITE,
-            "--no-reload",
-            "--passwd-file",
-            str(workdir / "passwd"),
+            "--no-restart",
+            "--dynsec-file",
+            str(workdir / "dynsec.json"),
             "--host",
             "127.0.0.1",
             *args,
@@ -423,10 +449,10 @@ class Village:
 def add_hub_account(workdir: Path, password: str) -> None:
     """The hub's account as install-pi.sh makes it: add-device.sh --kind hub, password on
     stdin."""
-    passwd = str(workdir / "passwd")
-    options = ["--kind", "hub", "--password-stdin", "--site", SITE, "--passwd-file", passwd]
+    dynsec = str(workdir / "dynsec.json")
+    options = ["--kind", "hub", "--password-stdin", "--site", SITE, "--dynsec-file", dynsec]
     r = subprocess.run(
-        ["bash", str(DEPLOY / "add-device.sh"), *options, "--no-reload", HUB_USER],
+        ["bash", str(DEPLOY / "add-device.sh"), *options, "--no-restart", HUB_USER],
         input=password + "\n",
         capture_output=True,
         text=True,
@@ -442,15 +468,8 @@ def village(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Village]:
     hub_password = "hub-" + os.urandom(8).hex()
     add_hub_account(work, hub_password)
     passwords = {HUB_USER: hub_password}
-    for device, kind in (
-        ("ap-01", "ap"),
-        ("ap-02", "ap"),
-        ("spk-01", "speaker"),
-        ("spk-02", "speaker"),
-        ("zigbee2mqtt", "zigbee2mqtt"),
-    ):
+    for device, kind in KINDS.items():
         passwords[device] = add_device(work, device, "--kind", kind)
-    (work / "acl").write_text(rendered_acl())
     broker = Mosquitto(work, {"langso.conf": production_conf(work)})
     yield Village(broker, passwords, work)
     broker.stop()
@@ -494,11 +513,14 @@ class Client:
         self.c.loop_start()
         self.reason = self.connected.get(timeout=WAIT_S)
 
-    def subscribe(self, *filters: str) -> None:
-        done: queue.Queue[int] = queue.Queue()
-        self.c.on_subscribe = lambda _c, _u, mid, _r, _p: done.put(mid)
+    def subscribe(self, *filters: str) -> list[int]:
+        """The SUBACK's return codes, one per filter (1: granted QoS 1, 0x80: refused)."""
+        done: queue.Queue[tuple[int, list[ReasonCode]]] = queue.Queue()
+        self.c.on_subscribe = lambda _c, _u, mid, codes, _p: done.put((mid, codes))
         _, mid = self.c.subscribe([(f, 1) for f in filters])
-        assert done.get(timeout=WAIT_S) == mid
+        got, codes = done.get(timeout=WAIT_S)
+        assert got == mid
+        return [c.value for c in codes]
 
     def publish(self, topic: str, payload: bytes = b"{}") -> None:
         self.c.publish(topic, payload, qos=1).wait_for_publish(timeout=WAIT_S)
@@ -570,7 +592,7 @@ def hub(connect: Connect) -> Client:
     """The hub's account, subscribed to the hub's own filters, with its will."""
     c = connect(HUB_USER, will=f"{PREFIX}/hub/status", client_id=f"langso-hub-{SITE}")
     assert not c.reason.is_failure, c.reason
-    c.subscribe(*hub_filters())
+    assert c.subscribe(*hub_filters()) == [1] * len(hub_filters())
     return c
 
 
@@ -588,17 +610,18 @@ def test_device_publishes_its_own_state(hub: Client, connect: Connect) -> None:
 
 
 def test_hub_receives_every_source_it_subscribes_to(hub: Client, connect: Connect) -> None:
-    # One publisher and topic per filter; ESPHome's `+/...` filters come from node ap-01.
+    # One publisher of the matching kind and topic per filter; ESPHome's `+/...` filters
+    # come from node esp-01.
     examples = {
-        f"{PREFIX}/#": ("ap-01", f"{PREFIX}/sensor/ap-01/state"),
-        "collectd/#": ("ap-01", "collectd/ap-01/cpu-0/percent-active"),
-        "tele/#": ("ap-01", "tele/ap-01/SENSOR"),
+        f"{PREFIX}/#": ("sen-01", f"{PREFIX}/sensor/sen-01/state"),
+        "collectd/#": ("col-01", "collectd/col-01/cpu-0/percent-active"),
+        "tele/#": ("tas-01", "tele/tas-01/SENSOR"),
         "zigbee2mqtt/#": ("zigbee2mqtt", "zigbee2mqtt/muc-nuoc"),
     }
     for f in hub_filters():
         if f.startswith("+/"):
-            examples[f] = ("ap-01", f.replace("+", "ap-01", 1).replace("+", "x"))
-        assert f in examples, f"new filter {f}: grant it in langso.acl and add it here"
+            examples[f] = ("esp-01", f.replace("+", "esp-01", 1).replace("+", "x"))
+        assert f in examples, f"new filter {f}: grant it in add-device.sh and add it here"
         assert mqtt.topic_matches_sub(f, examples[f][1])
     for user, topic in examples.values():
         connect(user).publish(topic)
@@ -615,6 +638,12 @@ def test_device_cannot_speak_for_another_device_or_announce(hub: Client, connect
         f"{PREFIX}/button/ap-02/event",
         "collectd/ap-02/cpu-0/percent-active",
         "ap-02/sensor/x/state",
+        # Its own name under another kind: an AP cannot press a button or pose as a
+        # sensor, a collectd host or an ESPHome node.
+        f"{PREFIX}/button/ap-01/event",
+        f"{PREFIX}/sensor/ap-01/state",
+        "collectd/ap-01/cpu-0/percent-active",
+        "ap-01/sensor/x/state",
     ]
     for topic in forbidden:
         ap.publish(topic)
@@ -627,7 +656,8 @@ def test_device_cannot_speak_for_another_device_or_announce(hub: Client, connect
 
 def test_speaker_receives_only_its_own_commands(hub: Client, connect: Connect) -> None:
     spk = connect("spk-01")
-    spk.subscribe(f"{PREFIX}/speaker/+/cmd")
+    # (A wildcard over the other speakers is refused: see the SUBACK test below.)
+    assert spk.subscribe(f"{PREFIX}/speaker/spk-01/cmd") == [1]
     hub.publish(f"{PREFIX}/speaker/spk-02/cmd", b'{"url": "x"}')
     hub.publish(f"{PREFIX}/speaker/spk-01/cmd", b'{"url": "y"}')
     assert spk.until(f"{PREFIX}/speaker/spk-01/cmd") == [f"{PREFIX}/speaker/spk-01/cmd"]
@@ -654,34 +684,75 @@ def test_a_device_cannot_take_over_the_hubs_client_id(connect: Connect) -> None:
     again.until(f"{PREFIX}/ap/ap-01/state", b'{"clients": 2}')
 
 
-def test_account_hashes_have_more_rounds_than_mosquitto_passwd(village: Village) -> None:
-    lines = (village.workdir / "passwd").read_text().splitlines()
-    users = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in lines}
-    assert set(users) == set(village.passwords)
-    for user, entry in users.items():
-        # $7$ is sha512-pbkdf2; mosquitto_passwd 2.0 writes 101 rounds and cannot do more.
-        kind, rounds, salt, digest = entry.split("$")[1:]
-        assert (kind, rounds) == ("7", "10000"), user
-        assert len(base64.b64decode(salt)) == 12 and len(base64.b64decode(digest)) == 64
+def test_the_bound_client_id_holds_without_use_username_as_clientid(village: Village) -> None:
+    """The second lock: should langso.conf lose use_username_as_clientid, the accounts file
+    still refuses a device that presents the hub's client id."""
+    work = village.workdir / "unbound"
+    work.mkdir()
+    conf = production_conf(village.workdir).replace("use_username_as_clientid true", "")
+    broker = Mosquitto(work, {"langso.conf": conf})
+    clients: list[Client] = []
+    try:
+        hub = Client(broker.port, HUB_USER, village.passwords[HUB_USER], client_id=HUB_USER)
+        clients.append(hub)
+        assert not hub.reason.is_failure
+        ap = Client(broker.port, "ap-01", village.passwords["ap-01"], client_id=HUB_USER)
+        clients.append(ap)
+        assert ap.reason.is_failure
+        assert hub.disconnects == [] and hub.c.is_connected()
+    finally:
+        for c in clients:
+            c.close()
+        broker.stop()
+
+
+def test_account_hashes_have_more_rounds_and_a_bound_client_id(village: Village) -> None:
+    conf = json.loads((village.workdir / "dynsec.json").read_text())
+    clients = {c["username"]: c for c in conf["clients"]}
+    assert set(clients) == set(village.passwords)
+    for user, c in clients.items():
+        # mosquitto_ctrl's createClient (and mosquitto_passwd) hash with 101 rounds.
+        assert c["iterations"] == 10000, user
+        assert len(base64.b64decode(c["salt"])) == 12
+        assert len(base64.b64decode(c["password"])) == 64  # PBKDF2-SHA512
+        assert c["clientid"] == user
     # And the broker accepts them (every account of the fixture connects in these tests).
 
 
-def test_a_device_subscribed_to_everything_receives_only_its_own(
-    hub: Client, connect: Connect
-) -> None:
-    # Mosquitto 2.0's acl_file grants every SUBSCRIBE (its SUBACK says QoS 1 for `#`);
-    # what holds is delivery: only topics the account may read reach it.
-    ap = connect("ap-01")
-    ap.subscribe("#")
+def test_a_device_cannot_subscribe_beyond_its_own_topics(hub: Client, connect: Connect) -> None:
+    spk = connect("spk-01")
+    # 0x80 where the account may not read; QoS 1 for its own command topic.
+    codes = spk.subscribe(
+        "#",
+        f"{PREFIX}/#",
+        f"{PREFIX}/speaker/+/cmd",
+        f"{PREFIX}/speaker/spk-02/cmd",
+        f"{PREFIX}/ap/ap-01/state",
+        f"{PREFIX}/speaker/spk-01/cmd",
+    )
+    assert codes == [0x80, 0x80, 0x80, 0x80, 0x80, 1]
+    assert connect("ap-01").subscribe("#", "+/status", f"{PREFIX}/speaker/ap-01/cmd") == [0x80] * 3
+    # And the refused filters deliver nothing: only its own command arrives.
     hub.publish(f"{PREFIX}/alerts/a1", b"{}")
-    hub.publish(f"{PREFIX}/speaker/spk-01/cmd", b"{}")
+    hub.publish(f"{PREFIX}/speaker/spk-02/cmd", b"{}")
     connect("ap-02").publish(f"{PREFIX}/ap/ap-02/state", b"{}")
-    hub.publish(f"{PREFIX}/speaker/ap-01/cmd", b"{}")
-    assert ap.until(f"{PREFIX}/speaker/ap-01/cmd") == [f"{PREFIX}/speaker/ap-01/cmd"]
+    hub.publish(f"{PREFIX}/speaker/spk-01/cmd", b"{}")
+    assert spk.until(f"{PREFIX}/speaker/spk-01/cmd") == [f"{PREFIX}/speaker/spk-01/cmd"]
+
+
+def test_only_a_gateway_may_announce(hub: Client, connect: Connect) -> None:
+    announce = f"{PREFIX}/cmd/announce"
+    for user in ("ap-01", "spk-01", "btn-01", "zigbee2mqtt", "esp-01"):
+        connect(user).publish(announce, user.encode())
+    connect("gw-01").publish(announce, b"gw-01")
+    # Each publisher is its own connection, so order across them is not guaranteed;
+    # every refused publish was acknowledged (PUBACK) before the gateway's was sent, and
+    # Mosquitto routes a message before it acknowledges it.
+    assert hub.until(announce) == [announce]
+    assert hub.messages.empty()
 
 
 def test_add_device_refuses_bad_reserved_and_existing_ids(tmp_path: Path) -> None:
-    _need("mosquitto_passwd")
     add_device(tmp_path, "ap-09")
     for device, why in (
         ("ap-09", "exists"),
@@ -696,24 +767,47 @@ def test_add_device_refuses_bad_reserved_and_existing_ids(tmp_path: Path) -> Non
                 str(DEPLOY / "add-device.sh"),
                 "--site",
                 SITE,
-                "--no-reload",
-                "--passwd-file",
-                str(tmp_path / "passwd"),
+                "--no-restart",
+                "--dynsec-file",
+                str(tmp_path / "dynsec.json"),
                 device,
             ],
             capture_output=True,
             text=True,
         )
         assert r.returncode == 2 and why in r.stderr, (device, r.stderr)
-    # --rotate replaces the password of the same account, not a second line.
+    dynsec = tmp_path / "dynsec.json"
+    before = json.loads(dynsec.read_text())["clients"][0]
+    # --rotate replaces the password of the same account, not a second one; its kind stays.
     add_device(tmp_path, "ap-09", "--rotate")
-    users = [line.split(":")[0] for line in (tmp_path / "passwd").read_text().splitlines()]
-    assert users == ["ap-09"]
+    after = json.loads(dynsec.read_text())
+    assert [c["username"] for c in after["clients"]] == ["ap-09"]
+    assert after["clients"][0]["password"] != before["password"]
+    assert dynsec_rights(dynsec)["ap-09"] == [("publishClientSend", f"{PREFIX}/ap/ap-09/#")]
+    assert dynsec.stat().st_mode & 0o777 == 0o600
+    # --delete removes the account and its rights.
+    r = subprocess.run(
+        [
+            "bash",
+            str(DEPLOY / "add-device.sh"),
+            "--dynsec-file",
+            str(dynsec),
+            "--no-restart",
+            "--delete",
+            "ap-09",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(dynsec.read_text())["clients"] == []
+    assert json.loads(dynsec.read_text())["roles"] == []
 
 
 def test_bridge_to_the_commune(tmp_path: Path) -> None:
     """The bridge example, pointed at a second Mosquitto standing in for the commune."""
-    _need("mosquitto_passwd")
+    _need("mosquitto")
     commune = Mosquitto(
         tmp_path / "commune", {"open.conf": "listener @PORT@ 127.0.0.1\nallow_anonymous true\n"}
     )
@@ -732,19 +826,8 @@ def test_bridge_to_the_commune(tmp_path: Path) -> None:
                 continue  # the stand-in commune speaks plain MQTT, anonymously
             bridge.append(f"{key} {rest}".replace("@SITE@", SITE))
         hub_password = "hub-" + os.urandom(8).hex()
-        subprocess.run(
-            [
-                _need("mosquitto_passwd"),
-                "-c",
-                "-b",
-                str(local_dir / "passwd"),
-                HUB_USER,
-                hub_password,
-            ],
-            check=True,
-        )
+        add_hub_account(local_dir, hub_password)
         ap_password = add_device(local_dir, "ap-01")
-        (local_dir / "acl").write_text(rendered_acl())
         local = Mosquitto(
             local_dir,
             {
