@@ -57,13 +57,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import build_hub
+    from hub.cli_store import prepare_start
+    from hub.events import AlertChanged
     from hub.server import create_app
+    from hub.store.backup import record
 
     settings = _settings(args)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Held until the process ends (the kernel drops it on kill -9 too): `langso restore`
+    # and a second hub see it.
+    start = prepare_start(settings)
     hub = build_hub(settings)
+    if start.recovery is not None:
+        # Once the new store is open: the technician sees it on the alerts page, on MQTT
+        # (queued until the broker link is up) and by the notifier's rules.
+        alert = record(hub.store, start.recovery, hub.clock.now())
+        hub.events.publish(AlertChanged(alert))
     app = create_app(hub)
     _settle_heap()
     print(
@@ -84,6 +95,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         forwarded_allow_ips=settings.http.trusted_proxies,
     )
     return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hub.cli_store import cmd_backup as backup
+
+    out = Path(args.out) if args.out else None
+    return backup(_settings(args), out=out, keep=args.keep, max_mib=args.max_mib)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from hub.cli_store import cmd_restore as restore
+
+    settings = _settings(args)
+    return restore(settings, Path(args.file), hub_url=_hub_url(settings))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -418,6 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("doctor", help="check the installation")).set_defaults(
         func=cmd_doctor
     )
+    bk = with_config(
+        sub.add_parser("backup", help="copy the database (online, verified, gzip-compressed)")
+    )
+    bk.add_argument("--out", help="folder for the copies (default: <data_dir>/backups)")
+    bk.add_argument("--keep", type=int, default=15, help="newest copies kept (default 15)")
+    bk.add_argument(
+        "--max-mib", type=int, default=1024, help="size of all copies kept (default 1024)"
+    )
+    bk.set_defaults(func=cmd_backup)
+    rs = with_config(
+        sub.add_parser("restore", help="put a backup in place of the database (hub stopped)")
+    )
+    rs.add_argument("file", help="a backup: hub-YYYYmmdd-HHMMSS.db.gz or a plain .db")
+    rs.set_defaults(func=cmd_restore)
     return p
 
 

@@ -3,6 +3,10 @@
 Timestamps are stored as UTC epoch seconds (REAL): compact, fast to compare,
 and converted to ISO 8601 only at the API. One writer thread (ingest) does
 the hot writes; API requests read through their own connections.
+
+A damaged file (SD card, power cut) is told apart from one that cannot be reached
+(permissions, a full disk): :func:`check_file` and opening raise
+:class:`DatabaseCorrupt` only for the first, which ``hub.store.backup`` moves aside.
 """
 
 from __future__ import annotations
@@ -137,6 +141,71 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+#: SQLite's result codes for a damaged file; anything else (CANTOPEN, FULL, IOERR, BUSY,
+#: PERM) is the disk or the system, and moving the file aside would not help.
+_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+class DatabaseCorrupt(StoreError):
+    """The database file is damaged: SQLite calls it corrupt, not a database, or its
+    quick or integrity check finds faults. ``hub.store.backup`` moves such a file aside."""
+
+
+def is_damaged(e: sqlite3.Error) -> bool:
+    return getattr(e, "sqlite_errorcode", None) in _DAMAGED
+
+
+def check_file(path: Path, *, thorough: bool = False, name: str | None = None) -> None:
+    """Raise :class:`DatabaseCorrupt` when the file at ``path`` is damaged.
+
+    ``PRAGMA quick_check`` (every page read, no index cross-check: about a second per
+    100 MB on a Pi's SD card) at start; ``integrity_check`` (indexes against their
+    tables too) for a copy about to be trusted, a backup. A missing file is a new
+    database; an empty one is not (the hub writes its schema in the file's first
+    transaction, so an empty ``hub.db`` is one whose contents were lost). Errors that
+    are not damage (permissions, a full disk) raise :class:`StoreError`. Messages call
+    the file ``name`` (default: its path), the backup a copy was unpacked from.
+    """
+    shown = name or str(path)
+    try:
+        if not path.exists():
+            return
+        if path.stat().st_size == 0:
+            raise DatabaseCorrupt(f"{shown} is empty (0 bytes): its contents were lost")
+        # Read-only: the last connection to close a database in WAL mode checkpoints and
+        # deletes the -wal, and a damaged file's -wal must go aside as it was.
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    except OSError as e:
+        raise StoreError(f"cannot read the database {shown}: {e}") from e
+    except sqlite3.Error as e:
+        raise _classified(shown, e) from e
+    try:
+        pragma = "integrity_check" if thorough else "quick_check"
+        faults = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}").fetchall()]
+    except sqlite3.Error as e:
+        raise _classified(shown, e) from e
+    finally:
+        conn.close()
+    if faults != ["ok"]:
+        shown = "; ".join(faults[:3]) + (
+            f" (and {len(faults) - 3} more)" if len(faults) > 3 else ""
+        )
+        raise DatabaseCorrupt(f"{shown} failed its {pragma.replace('_', ' ')}: {shown}")
+
+
+def _classified(path: Path | str, e: sqlite3.Error, *, hint: bool = False) -> StoreError:
+    if is_damaged(e):
+        return DatabaseCorrupt(
+            f"{path} is damaged: {e}"
+            + (
+                " (`langso run` moves it aside and starts from the newest good backup; "
+                "`langso restore FILE` puts a chosen backup in place)"
+                if hint
+                else ""
+            )
+        )
+    return StoreError(f"cannot open the database {path}: {e}")
+
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
@@ -160,8 +229,10 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(_connect(path))
             self.migrate()
-        except (OSError, sqlite3.Error) as e:
+        except OSError as e:
             raise StoreError(f"cannot open the database {path}: {e}") from e
+        except sqlite3.Error as e:
+            raise _classified(path, e, hint=True) from e
 
     def migrate(self) -> None:
         conn = self.db.conn
