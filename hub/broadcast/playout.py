@@ -248,7 +248,9 @@ class Playout:
                     wait = min(wait, (hold - now).total_seconds())
                     continue
                 start = job.scheduled_for - lead
-                if start <= now:
+                # An emergency starts now even if the clock went back after it was handed
+                # over (its instant is then ahead of the clock): a jump never delays one.
+                if start <= now or job.priority == "emergency":
                     self._pending.remove(job)
                     self._current = _Current(job)
                     return job, 0.0
@@ -280,7 +282,8 @@ class Playout:
         self.trace("amp_on", self.clock.now())
         # Wait out the lead-in until the instant (an emergency or a late job: at once,
         # still after a full lead-in so the amplifier has settled).
-        due = max(job.scheduled_for, self.clock.now() + timedelta(seconds=p.lead_in_s))
+        settled = self.clock.now() + timedelta(seconds=p.lead_in_s)
+        due = settled if job.priority == "emergency" else max(job.scheduled_for, settled)
         interrupted = False
         while True:
             remaining = (due - self.clock.now()).total_seconds()

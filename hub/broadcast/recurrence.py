@@ -38,6 +38,43 @@ def to_utc(local: datetime, tz: tzinfo) -> datetime:
 #: A rule must match some date between this (leap) year and 9999, dateutil's last.
 PROBE_YEAR = 9988
 
+#: Periods of a fixed length in wall time: a rule moved by whole periods is the same rule.
+_FIXED_STEP = {HOURLY: timedelta(hours=1), DAILY: timedelta(days=1), WEEKLY: timedelta(weeks=1)}
+
+
+def _months(d: datetime) -> int:
+    return d.year * 12 + d.month - 1
+
+
+def near(rule: RRule, start: datetime, lo: datetime) -> RRule:
+    """The same rule, its start moved to a period boundary shortly before ``lo``.
+
+    dateutil walks every occurrence from the start: after a clock jump to 2036 an hourly
+    rule would walk 87,600 of them on each lookup. Moved by whole periods (whole
+    ``INTERVAL``s of its ``FREQ``) the rule keeps its defaults (hour, minute, weekday, day
+    of month, all taken from the start) and its alignment, so it yields the same
+    occurrences from ``lo`` on, in a walk of a period or two whatever the jump. A rule
+    with ``COUNT`` counts from its real start: it stays as it is (COUNT bounds its walk).
+    """
+    if getattr(rule, "_count", None) is not None or lo <= start:
+        return rule
+    # dateutil keeps the parsed rule in private attributes (no public accessor).
+    freq, interval = int(getattr(rule, "_freq", 0)), int(getattr(rule, "_interval", 1))
+    fixed = _FIXED_STEP.get(freq)
+    if fixed is not None:
+        step = fixed * interval
+        periods = (lo - start) // step - 1
+        return rule.replace(dtstart=start + step * periods) if periods >= 1 else rule
+    # MONTHLY and YEARLY: whole months; only from a day every month has (1-28).
+    if start.day > 28:
+        return rule
+    every = interval * (12 if freq == YEARLY else 1)
+    periods = (_months(lo) - _months(start)) // every - 1
+    if periods < 1:
+        return rule
+    m = _months(start) + every * periods
+    return rule.replace(dtstart=start.replace(year=m // 12, month=m % 12 + 1))
+
 
 def parse_rrule(text: str, dtstart: datetime) -> RRule:
     """Validate an RRULE (with or without the ``RRULE:`` prefix); ValueError says why."""
@@ -104,6 +141,7 @@ class Recurrence:
             after_lo = lo <= self.start if inclusive else lo < self.start
             local = [self.start] if after_lo and self.start < hi else []
         else:
+            rule = near(rule, self.start, lo)
             local = [d for d in rule.between(lo, hi, inc=inclusive) if d != hi]
         out = []
         skip = set(self.exdates)
@@ -126,6 +164,7 @@ class Recurrence:
             candidates = [self.start] if after and self.start not in skip else []
         else:
             candidates = []
+            rule = near(rule, self.start, lo)
             cur: datetime | None = rule.after(lo, inc=inclusive)
             # Skip excluded dates; a bounded walk (a year of daily exdates at most).
             for _ in range(400):

@@ -1,8 +1,15 @@
 """Broadcast stage, the scheduler: each due occurrence handed to the playout on time.
 
-It hands an occurrence over a little before its amplifier lead-in, logs what it could
-not play (``missed``) after downtime, and holds everything back while the system
-clock is not synchronised (a Pi without NTP may think it is 1970).
+It hands an occurrence over a little before its amplifier lead-in and logs what it
+could not play (``missed``, one row per announcement whatever the gap) after downtime
+or a clock jump. While the system clock is known to be wrong (a Pi without NTP may
+think it is 1970) scheduled items wait; what was asked to play now (an emergency, a
+"now" from the API, the panel button, a rule, ``cmd/announce``) plays whatever the
+clock says. A clock that goes back brings next runs back with it.
+
+The table may refuse a write (a full SD card): what was handed to the playout is kept
+in memory before the write, so an occurrence never goes back to the playout twice, the
+schedule goes on from memory, and the hub's ``disk_full`` alert is raised once.
 
 Threads: the loop runs in the ``scheduler`` thread; ``wake`` may be called from any
 thread (after an announcement changes).
@@ -10,10 +17,13 @@ thread (after an announcement changes).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
@@ -31,8 +41,20 @@ log = logging.getLogger(__name__)
 HANDOFF_S = 2.0
 #: The scheduler looks at the table at least this often.
 POLL_S = 1.0
-#: Missed occurrences logged one by one, at most (a week of hourly ones, in part).
-MISSED_LOGGED = 50
+#: A wall clock this much behind the last tick's went back (NTP stepped it, or a person).
+JUMP_BACK_S = 1.0
+#: What a refused write of the schedule is (SQLite's SQLITE_FULL, ENOSPC, an I/O error...).
+WRITE_ERRORS = (sqlite3.Error, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsaved:
+    """The schedule of one announcement as the scheduler moved it, the table not yet."""
+
+    was: float  # the row's next_run the write failed to replace
+    updated_at: float  # the row's version: an edit since makes this stale
+    next_run: datetime | None
+    handed_over: datetime | None
 
 
 class Scheduler:
@@ -57,6 +79,13 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         #: The open ``clock_unsynced`` alert, cleared once the clock is synchronised.
         self.clock_alert: AlertChange | None = None
+        #: The open ``disk_full`` (or ``storage_failed``) alert, cleared by the next write.
+        self.storage_alert: AlertChange | None = None
+        # Scheduler thread only: the last occurrence handed to the playout, per
+        # announcement (written before the table is), and schedules the table refused.
+        self._handed: dict[str, float] = {}
+        self._unsaved: dict[str, _Unsaved] = {}
+        self._last_now: datetime | None = None
 
     # -- any thread ---------------------------------------------------------------------
     def start(self) -> None:
@@ -108,55 +137,151 @@ class Scheduler:
 
     def _tick(self) -> float:
         a = self.settings.announcements
-        if a.require_clock_sync and self._clock_synced() is False:
-            if self.clock_alert is None:
-                self.clock_alert = self.alerts.raise_(
-                    "clock_unsynced",
-                    "critical",
-                    "the system clock is not synchronised (no NTP yet): "
-                    "scheduled broadcasts wait until it is",
-                )
-            return 5.0
-        if self.clock_alert is not None:
+        now = self.clock.now()
+        self._follow_clock_back(now)
+        unsynced = a.require_clock_sync and self._clock_synced() is False
+        if unsynced and self.clock_alert is None:
+            self.clock_alert = self.alerts.raise_(
+                "clock_unsynced",
+                "critical",
+                "the system clock is not synchronised (no NTP yet): scheduled broadcasts "
+                "wait until it is; emergencies and what is sent to play now still play",
+            )
+        elif not unsynced and self.clock_alert is not None:
             raised, self.clock_alert = self.clock_alert, None
             self.alerts.clear(raised)
-        now = self.clock.now()
         lead = self.settings.gpio.lead_in_s + HANDOFF_S
         grace = timedelta(seconds=a.grace_s)
-        wait = 60.0
-        for row in self.table.due():
-            t = datetime.fromtimestamp(row["next_run"], UTC)
+        wait = 5.0 if unsynced else 60.0
+        due: list[tuple[Row, datetime]] = []
+        for row, t in self._due():
+            if unsynced and not _now_item(row):
+                continue  # a time the clock may have wrong: wait for the clock
             until = (t - now).total_seconds() - lead
             if until > 0:
                 wait = min(wait, until)
                 break
+            due.append((row, t))
+        # Emergencies first: a long list of other due items never holds one back.
+        due.sort(key=lambda rt: rt[0]["priority"] != "emergency")
+        for row, t in due:
             self._fire(row, t, now, grace)
         return wait
 
+    def _due(self) -> list[tuple[Row, datetime]]:
+        """Scheduled rows and when each is next due, soonest first: the table's next_run,
+        or the scheduler's own where the table refused it (a write is tried again)."""
+        out = []
+        for row in self.table.due():
+            t: datetime | None = datetime.fromtimestamp(row["next_run"], UTC)
+            u = self._unsaved.pop(row["id"], None)
+            if u is not None and (u.was, u.updated_at) == (row["next_run"], row["updated_at"]):
+                self._save(row, u.next_run, u.handed_over)
+                t = u.next_run
+            if t is not None:
+                out.append((row, t))
+        out.sort(key=lambda rt: rt[1])
+        return out
+
+    def _follow_clock_back(self, now: datetime) -> None:
+        """The wall clock went back (after a jump forward, or NTP correcting a wrong
+        clock): next runs the scheduler moved ahead come back to the first occurrence
+        from now, or a daily item would stay days ahead of the village."""
+        last, self._last_now = self._last_now, now
+        if last is None or (last - now).total_seconds() < JUMP_BACK_S:
+            return
+        log.warning("the clock went back by %s: next runs follow it", last - now)
+        self._handed.clear()  # occurrences ahead of the clock are due again, once
+        for row, t in self._due():
+            back = _recurrence(row, self.settings.tz).next_after(now, inclusive=True)
+            if back is not None and back < t:
+                self._save(row, back, None)
+                self.events.publish(self.table.changed(row["id"]))
+
     def _fire(self, row: Row, t: datetime, now: datetime, grace: timedelta) -> None:
         rec = _recurrence(row, self.settings.tz)
-        missed = 0
+        aid = row["id"]
         nxt: datetime | None = t
-        while nxt is not None and misfire(nxt, now, grace) == "missed":
-            if missed < MISSED_LOGGED:
-                self._log(_missed(row, nxt, "the hub was not running"))
-            missed += 1
-            nxt = rec.next_after(nxt)
+        if misfire(t, now, grace) == "missed":
+            # One row for the whole gap and one lookup from now: downtime or a clock jump
+            # costs the same whatever its length (walking every hourly occurrence of a year
+            # took minutes, and held an emergency back).
+            self._log(_missed(row, t, "the hub was not running"))
+            nxt = rec.next_after(now - grace, inclusive=True)
         handed_over = None
         if nxt is not None and (nxt - now).total_seconds() <= (
             self.settings.gpio.lead_in_s + HANDOFF_S
         ):
-            self.playout.submit(_job(row, nxt))
+            # Remembered before the write: if the table refuses it, the next tick must not
+            # hand the same occurrence over again (a full disk replayed one every 10 s).
+            if self._handed.get(aid) != nxt.timestamp():
+                self._handed[aid] = nxt.timestamp()
+                self.playout.submit(_job(row, nxt))
             handed_over = nxt
             nxt = rec.next_after(nxt)
-        with self.table.write() as conn:
-            self.table.advance(conn, row["id"], next_run=nxt, handed_over=handed_over)
-        if nxt is None:
-            self.events.publish(self.table.changed(row["id"]))
+        if self._save(row, nxt, handed_over) and nxt is None:
+            self.events.publish(self.table.changed(aid))
+
+    def _save(self, row: Row, nxt: datetime | None, handed_over: datetime | None) -> bool:
+        """Write the announcement's next run; a refused write is kept in memory (the
+        schedule goes on from there), raises the storage alert once, and is retried."""
+        try:
+            with self.table.write() as conn:
+                self.table.advance(conn, row["id"], next_run=nxt, handed_over=handed_over)
+        except WRITE_ERRORS as e:
+            self._unsaved[row["id"]] = _Unsaved(
+                row["next_run"], row["updated_at"], nxt, handed_over
+            )
+            self._storage_failed(e)
+            return False
+        self._storage_ok()
+        return True
+
+    def _storage_failed(self, e: BaseException) -> None:
+        if self.storage_alert is not None:
+            log.debug("the schedule is still not written: %s", e)
+            return
+        log.error("cannot write the schedule (%s): it goes on from memory", e)
+        if is_disk_full(e):
+            rule, what = "disk_full", "the data folder is full (disk full)"
+        else:
+            rule, what = "storage_failed", f"the database refuses writes ({e})"
+        self.storage_alert = self.alerts.raise_(
+            rule,
+            "critical",
+            f"{what}: scheduled broadcasts still play from the rendered audio, but new "
+            "ones cannot be saved; free space on the SD card or replace it",
+        )
+
+    def _storage_ok(self) -> None:
+        if self.storage_alert is not None:
+            raised, self.storage_alert = self.storage_alert, None
+            log.info("the schedule is written again")
+            self.alerts.clear(raised)
 
     def _log(self, b: Broadcast) -> None:
-        self.as_run.record(b)
+        try:
+            self.as_run.record(b)
+        except WRITE_ERRORS as e:
+            # A missed row not logged is a line less in the history; the schedule goes on.
+            self._storage_failed(e)
+            return
         self.events.publish(BroadcastLogged(b))
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full") or the system's ENOSPC."""
+    if isinstance(e, sqlite3.Error):
+        return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(e)
+    return isinstance(e, OSError) and e.errno == errno.ENOSPC
+
+
+def _now_item(row: Row) -> bool:
+    """Was this occurrence asked to play now (due when it was written), or an emergency?
+    Both play whatever the clock says: the clock that wrote it is the clock that plays it."""
+    return bool(
+        row["priority"] == "emergency" or row["next_run"] <= (row["updated_at"] or 0.0) + 1.0
+    )
 
 
 def _recurrence(row: Row, tz: tzinfo) -> Recurrence:

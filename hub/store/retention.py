@@ -3,6 +3,12 @@
 Runs as a job in the ingest writer thread (all writes happen there). Besides the
 database it trims the render cache: audio no announcement uses (listen previews,
 versions an edit replaced), unused for ``render_cache_days``.
+
+Every cut-off is "now minus so many days": a clock that jumped to 2036 would delete
+everything. So a sweep first checks the clock against what the database has seen (the
+newest event received, the last sweep) and the year this hub was built; a clock beyond
+that bound deletes nothing and moves no watermark, and a watermark a jump left ahead of
+the clock comes back to it.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import shutil
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hub.clock import Clock
@@ -22,6 +29,17 @@ log = logging.getLogger(__name__)
 
 HOUR = 3600.0
 DAY = 86_400.0
+
+#: The year this release was made: a clock more than SANE_YEARS after it is wrong.
+BUILD_YEAR = 2026
+SANE_YEARS = 20
+#: A clock further ahead than this of the newest event and of the last sweep is not
+#: trusted to delete (a hub down for longer sweeps again once events come in).
+AHEAD_S = 7 * DAY
+
+
+class ClockNotTrusted(Exception):
+    """The clock is beyond the sanity bound: this sweep deletes nothing."""
 
 
 class Retention:
@@ -42,16 +60,42 @@ class Retention:
         self.render_dir = render_dir
         self.render_lock = render_lock or threading.Lock()
 
+    def check_clock(self, now: float) -> None:
+        """Raise :class:`ClockNotTrusted` when ``now`` is past the sanity bound."""
+        year = datetime.fromtimestamp(now, UTC).year
+        if year > BUILD_YEAR + SANE_YEARS:
+            raise ClockNotTrusted(
+                f"the clock says {year}, more than {SANE_YEARS} years after this release"
+            )
+        conn = self.conn
+        # The newest row by id (the primary key): no scan of the events table.
+        newest = conn.execute("SELECT received_at FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        swept = conn.execute("SELECT value FROM meta WHERE key='retention_swept'").fetchone()
+        known = [float(r[0]) for r in (newest, swept) if r is not None]
+        seen = max(known, default=None)
+        if seen is not None and now > seen + AHEAD_S:
+            raise ClockNotTrusted(
+                f"the clock is {(now - seen) / DAY:.0f} days ahead of the newest event and of "
+                "the last sweep"
+            )
+
     def rollup(self, until: float) -> int:
         """Fold every finished hour since the last rollup into metrics_rollup."""
         conn = self.conn
         row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
         start = float(row[0]) if row else None
-        if start is None:
+        after_jump = start is not None and start > until
+        if start is None or after_jump:
+            # First run, or a jump left the watermark ahead of the clock: from the oldest
+            # raw reading (a rolled-up hour is recomputed from its readings, all still here).
             first = conn.execute("SELECT min(ts) FROM events WHERE type='reading'").fetchone()[0]
             if first is None:
+                conn.execute("DELETE FROM meta WHERE key='rollup_until'")
                 return 0
             start = first - first % HOUR
+            if after_jump and first % HOUR:
+                start += HOUR  # that hour's older readings may be gone: keep its rollup
+            conn.execute("DELETE FROM meta WHERE key='rollup_until'")
         end = until - until % HOUR
         hours = 0
         while start < end:
@@ -87,7 +131,13 @@ class Retention:
         return hours
 
     def sweep(self) -> None:
+        """Roll up, then delete what is past its days (nothing when the clock is refused)."""
         now = self.clock.now().timestamp()
+        try:
+            self.check_clock(now)
+        except ClockNotTrusted as e:
+            log.error("retention skipped, nothing deleted: %s (set the clock right)", e)
+            return
         self.rollup(now)
         s = self.settings
         conn = self.conn
@@ -110,6 +160,11 @@ class Retention:
                 "DELETE FROM feedback WHERE status='done'"
                 " AND coalesce(updated_at, received_at) < ?",
                 (now - s.feedback_days * DAY,),
+            )
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('retention_swept', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (str(now),),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -247,7 +247,11 @@ def test_restart_mid_schedule_and_missed_occurrences(broker: Broker, tmp_path: P
         v.stop()
 
 
-def test_nothing_fires_while_the_clock_is_not_synchronised(broker: Broker, tmp_path: Path) -> None:
+def test_scheduled_items_wait_while_the_clock_is_not_synchronised(
+    broker: Broker, tmp_path: Path
+) -> None:
+    # A scheduled item waits for a clock that is known; one that must play now does not
+    # (tests/integration/test_clock_and_disk.py).
     synced = threading.Event()
     clock = FakeClock(T0)
     settings = hub_settings(broker, tmp_path / "hub")
@@ -258,7 +262,10 @@ def test_nothing_fires_while_the_clock_is_not_synchronised(broker: Broker, tmp_p
         synced=lambda: synced.is_set(),
     )
     try:
-        h.http("head").post("/api/announcements", json={"title": "x", "text": "Xin chào."})
+        h.http("head").post(
+            "/api/announcements",
+            json={"title": "x", "text": "Xin chào.", "start_at": "2026-12-01T07:05:00"},
+        )
         tech = h.http("technician")
         alerts = h.run_until(
             lambda: [
@@ -269,7 +276,7 @@ def test_nothing_fires_while_the_clock_is_not_synchronised(broker: Broker, tmp_p
             what="clock alert",
         )
         assert "not synchronised" in alerts[0]["message"]
-        h.run_until(lambda: h.clock.now() > T0 + timedelta(seconds=30))
+        h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=6))
         assert h.http().get("/api/broadcasts").json() == []
         synced.set()
         h.run_until(lambda: h.http().get("/api/broadcasts").json(), what="plays once synced")
