@@ -83,7 +83,7 @@ def test_with_the_clock_unsynchronised_now_plays_and_scheduled_waits(
         open_alerts = h.h.http("technician").get("/api/alerts", params={"state": "open"}).json()
         assert "clock_unsynced" in {a["rule"] for a in open_alerts}
         # The one scheduled for 07:01 waits for a clock it can trust.
-        h.h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=5))
+        h.h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=5), step=2.0)
         assert len(h.broadcasts()) == 2
         assert h.announcement(later["id"])["status"] == "scheduled"
     finally:
@@ -196,9 +196,10 @@ def test_a_full_disk_plays_an_occurrence_once_and_says_disk_full(
         h.h.hub.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         _fill(small_disk)
         h.h.run_until(lambda: len(h.plays) >= 1, what="the first occurrence")
-        # Ten minutes of ticks: the refused write never sends it back to the playout.
+        # The refused write never sends it back to the playout.
         h.h.run_until(lambda: len(h.plays) >= 2, limit=600, what="the second (rendered) item")
-        h.h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=10))
+        # Three minutes of ticks after the second (a refused write replayed every 10 s).
+        h.h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=6), step=2.0)
         assert h.plays == ["play", "play"]
         assert [a for a in h.alerts if a[0] in ("disk_full", "storage_failed")] == [
             ("disk_full", "raised")
@@ -206,7 +207,12 @@ def test_a_full_disk_plays_an_occurrence_once_and_says_disk_full(
         # Space again: the schedule is written, the alert cleared.
         (small_disk / "filler").unlink()
         h.h.run_until(lambda: ("disk_full", "cleared") in h.alerts, what="alert cleared")
+        # Each refused write is retried at a later tick: wait for both, then look.
         for a in (first, second):
+            h.h.run_until(
+                lambda a=a: h.announcement(a["id"])["status"] != "scheduled",
+                what=f"{a['id']} written",
+            )
             assert h.announcement(a["id"])["status"] == "done"
         assert len(h.plays) == 2
     finally:
