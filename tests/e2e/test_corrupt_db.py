@@ -146,11 +146,13 @@ def test_a_damaged_database_is_moved_aside_and_the_hub_starts_empty(
         assert (device, rule, severity) == ("hub", "database_corrupt", "critical")
         assert aside.name in message and "empty database" in message
         # The empty database has no accounts: the one the message names is made, and an
-        # emergency goes out.
+        # emergency goes out (the recovery is one path whatever the damage: played once
+        # here for the subtlest, and after a restore from a backup below).
         made = langso(hub, "user", "add", "moi", "--role", "head", "--password-stdin",
                       stdin=PASSWORD + "\n")  # fmt: skip
         assert made.returncode == 0, made.stderr
-        emergency_plays(hub, "moi")
+        if how == "page_2":
+            emergency_plays(hub, "moi")
     finally:
         hub.stop()
 
