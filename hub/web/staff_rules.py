@@ -27,7 +27,7 @@ from hub.automation.rule_book import ApprovalState, approval_state
 from hub.automation.rule_model import Rule
 from hub.errors import HubError, NotFound
 from hub.store.rules import FiringRow
-from hub.web.forms import read_fields
+from hub.web.forms import Fields, read_fields
 from hub.web.render import error_page, hub_of, iso_text, not_found, render, translator
 from hub.web.session import Session, form_session, require_page, safe_next
 from hub.web.staff_words import (
@@ -321,6 +321,17 @@ async def rule_save(request: Request, rule_id: str) -> Response:
     return RedirectResponse(f"/app/rules/{rule_id}?ok={ok}", status_code=303)
 
 
+def _refused(request: Request, session: Session, e: HubError) -> Response:
+    """A switch or an approval the rule book refused: the reason, on an error page."""
+    reason, code = _refusal(e)
+    return error_page(request, session=session, status=code, title="error.title", text=reason)
+
+
+def _back(fields: Fields) -> str:
+    """Where a form on the list or on a rule's page returns to, without its old flash."""
+    return safe_next(fields.one("next"), "/app/rules").split("?")[0].split("#")[0]
+
+
 @router.post("/app/rules/{rule_id}/toggle")
 async def rule_toggle(request: Request, rule_id: str) -> Response:
     """Switch a rule on or off: a change of ``enabled``, as the API makes it (audited)."""
@@ -333,9 +344,8 @@ async def rule_toggle(request: Request, rule_id: str) -> Response:
     try:
         await run_in_threadpool(hub.rule_book.change, rule_id, {"enabled": enabled}, session.user)
     except HubError as e:
-        reason, code = _refusal(e)
-        return error_page(request, session=session, status=code, title="error.title", text=reason)
-    back = safe_next(fields.one("next"), "/app/rules").split("?")[0].split("#")[0]
+        return _refused(request, session, e)
+    back = _back(fields)
     ok = "enabled" if enabled else "disabled"
     return RedirectResponse(f"{back}?ok={ok}#r-{rule_id}", status_code=303)
 
@@ -350,9 +360,8 @@ async def rule_approve(request: Request, rule_id: str) -> Response:
     try:
         await run_in_threadpool(hub.rule_book.approve, rule_id, session.user)
     except HubError as e:
-        reason, code = _refusal(e)
-        return error_page(request, session=session, status=code, title="error.title", text=reason)
-    back = safe_next(fields.one("next"), "/app/rules").split("?")[0].split("#")[0]
+        return _refused(request, session, e)
+    back = _back(fields)
     return RedirectResponse(f"{back}?ok=approved#r-{rule_id}", status_code=303)
 
 
