@@ -39,6 +39,15 @@ class Shown:
     created_at: float
     updated_at: float
     audio: Path | None
+    #: The status of its newest broadcast (played, stopped, failed...), where it was asked.
+    last_broadcast: str | None = None
+
+    @property
+    def called_off(self) -> bool:
+        """Cancelled, or a one-off whose broadcast was stopped: not happening as planned."""
+        return self.status == "cancelled" or (
+            self.rrule is None and self.last_broadcast in ("stopped", "cancelled")
+        )
 
     @property
     def emergency(self) -> bool:
@@ -107,13 +116,22 @@ _PLAYED = (
 
 
 def _select(
-    store: Store, where: str, order: str, limit: int, params: tuple[Any, ...] = ()
+    store: Store,
+    where: str,
+    order: str,
+    limit: int,
+    params: tuple[Any, ...] = (),
+    *,
+    public: str = _PUBLIC,
+    extra: str = "",
 ) -> list[Shown]:
     """Published announcements: the rows are chosen first, their last broadcast looked up
     after (in the select list of the sorting query, SQLite would run the subquery for
     every row it sorts, not only for those it keeps)."""
-    inner = f"SELECT {_COLUMNS} FROM announcements WHERE {_PUBLIC} {where} ORDER BY {order} LIMIT ?"
-    rows = store.query(f"SELECT a.*, {_PLAYED} FROM ({inner}) a ORDER BY {order}", (*params, limit))
+    inner = f"SELECT {_COLUMNS} FROM announcements WHERE {public} {where} ORDER BY {order} LIMIT ?"
+    rows = store.query(
+        f"SELECT a.*, {_PLAYED}{extra} FROM ({inner}) a ORDER BY {order}", (*params, limit)
+    )
     return [_shown(r) for r in rows]
 
 
@@ -140,6 +158,7 @@ def _shown(row: Any) -> Shown:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         audio=Path(row["render_web"]) if row["render_web"] else None,
+        last_broadcast=row["last_broadcast"] if "last_broadcast" in row.keys() else None,  # noqa: SIM118
     )
 
 
@@ -199,15 +218,25 @@ def for_feed(store: Store, limit: int) -> list[Shown]:
     return _select(store, newest, "created_at DESC, id", limit, (2 * limit,))
 
 
+#: The newest broadcast's status: a one-off stopped on air is called off in the calendar.
+_LAST_BROADCAST = (
+    ", (SELECT b.status FROM broadcasts b WHERE b.announcement_id = a.id"
+    " AND b.status != 'preempted' ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1)"
+    " AS last_broadcast"
+)
+
+
 def for_calendar(store: Store, since: float, limit: int) -> list[Shown]:
-    """What is still to come, and what played (or was written) from ``since`` on."""
+    """What is still to come, and what played, was written or was called off from ``since``
+    on. Cancelled items stay (a calendar that already holds them must learn they are off)."""
     return _select(
         store,
-        "AND status IN ('scheduled', 'done')"
-        " AND (next_run IS NOT NULL OR coalesce(last_run, created_at) >= ?)",
+        "AND (next_run IS NOT NULL OR coalesce(last_run, updated_at, created_at) >= ?)",
         "start_local, id",
         limit,
         (since,),
+        public="published = 1 AND status IN ('scheduled', 'done', 'cancelled')",
+        extra=_LAST_BROADCAST,
     )
 
 

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hub import __version__
+from hub.broadcast.recurrence import parse_rrule
 from hub.broadcast.rendering import AUDIO_TYPES
 from hub.store import read_models
 from hub.store.read_models import Shown
@@ -212,6 +213,19 @@ def _text(value: str) -> Any:
     return vText(_NOT_XML.sub("", value))
 
 
+def first_occurrence(a: Shown) -> datetime:
+    """DTSTART as RFC 5545 wants it: the first date the RRULE matches (a weekly Monday
+    item written on a Wednesday starts on the Monday after, not on the Wednesday: a
+    DTSTART off the rule is counted as an extra occurrence by calendar apps)."""
+    if not a.rrule:
+        return a.start_local
+    try:
+        first = parse_rrule(a.rrule, a.start_local).after(a.start_local, inc=True)
+    except ValueError:
+        return a.start_local
+    return first or a.start_local
+
+
 def ics_calendar(
     items: Iterable[Shown], *, base: str, site: str, zone: str, t: Translator, now: float
 ) -> Calendar:
@@ -237,7 +251,7 @@ def ics_calendar(
         e.add("DTSTAMP", _utc(a.updated_at))
         e.add("CREATED", _utc(a.created_at))
         e.add("LAST-MODIFIED", _utc(a.updated_at))
-        e.add("DTSTART", a.start_local, parameters={"TZID": zone})
+        e.add("DTSTART", first_occurrence(a), parameters={"TZID": zone})
         e.add("DURATION", timedelta(seconds=max(MIN_EVENT_S, math.ceil(a.duration_s or 0))))
         e.add("SUMMARY", _text(a.title))
         # The schedule in the words the pages use: a calendar app shows the RRULE its own way.
@@ -245,7 +259,7 @@ def ics_calendar(
         e.add("DESCRIPTION", _text(f"{a.text or t('pub.recording')}\n\n{when}\n{listen}"))
         e.add("CATEGORIES", [_NOT_XML.sub("", t(f"pub.cat.{a.category}"))])
         e.add("URL", page)
-        e.add("STATUS", "CONFIRMED")
+        e.add("STATUS", "CANCELLED" if a.called_off else "CONFIRMED")
         e.add("CLASS", "PUBLIC")
         # A meeting takes the resident's evening; a loudspeaker notice does not.
         e.add("TRANSP", "OPAQUE" if a.category == "meeting" else "TRANSPARENT")

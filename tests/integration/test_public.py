@@ -204,8 +204,13 @@ def test_drafts_cancelled_and_unpublished_are_not_shown(
     ics = anon.get("/calendar.ics").text
     for hidden in (seeded.unpublished, seeded.cancelled, seeded.draft):
         assert hidden["title"] not in home and hidden["title"] not in feed
-        assert hidden["id"] not in ics
         assert anon.get(f"/a/{hidden['id']}").status_code == 404
+    for hidden in (seeded.unpublished, seeded.draft):
+        assert hidden["id"] not in ics
+    # A calendar that already holds the cancelled item must learn that it is off.
+    cal = icalendar.Calendar.from_ical(ics)
+    [off] = [e for e in cal.walk("VEVENT") if str(e["UID"]).startswith(seeded.cancelled["id"])]
+    assert str(off["STATUS"]) == "CANCELLED"
     missing = anon.get("/a/no-such-thing")
     assert missing.status_code == 404 and "Không có thông báo này" in missing.text
     well_formed(missing.text)
@@ -384,7 +389,8 @@ def test_the_calendar_is_icalendar_and_expands_like_the_hubs_schedule(
     site = web.settings.site
     events = {str(e["UID"]): e for e in cal.walk("VEVENT")}
     ids = [seeded.played["id"], seeded.daily["id"], seeded.weekly["id"]]
-    assert set(events) == {f"{aid}@{site}.langso" for aid in ids}
+    assert set(events) == {f"{aid}@{site}.langso" for aid in [*ids, seeded.cancelled["id"]]}
+    assert {str(events[f"{aid}@{site}.langso"]["STATUS"]) for aid in ids} == {"CONFIRMED"}
     weekly = events[f"{seeded.weekly['id']}@{site}.langso"]
     assert str(weekly["SUMMARY"]) == TRICKY  # commas and semicolons escaped, then read back
     assert "phòng 2; mang theo sổ" in str(weekly["DESCRIPTION"])
@@ -785,3 +791,47 @@ def test_the_calendar_ends_a_recurring_announcement_where_it_expires(
     # The 3rd to the 9th: the 10th at 06:00 is the expiry itself, and nothing plays then.
     assert [d.day for d in days] == list(range(3, 10))
     assert all(d < expires for d in days)
+
+
+def test_the_calendar_starts_on_the_rules_first_date_and_calls_off_a_stopped_one_off(
+    web: PublicHub, seeded: Seeded, anon: httpx.Client
+) -> None:
+    head = web.http("head")
+    # Written on a Wednesday for "every Monday": the first occurrence is Monday the 14th.
+    r = head.post(
+        "/api/announcements",
+        json={
+            "title": "Họp tổ tự quản",
+            "text": "Họp tổ tự quản mỗi thứ Hai.",
+            "category": "meeting",
+            "rrule": "FREQ=WEEKLY;BYDAY=MO",
+            "start_at": "2026-12-09T19:30:00",
+        },
+    )
+    assert r.status_code == 201, r.text
+    monday = r.json()["id"]
+    r = head.post(
+        "/api/announcements",
+        json={
+            "title": "Thông báo bị dừng",
+            "text": "Dừng giữa chừng.",
+            "start_at": "2026-12-20T08:00",
+        },
+    )
+    assert r.status_code == 201, r.text
+    stopped = r.json()["id"]
+    # Stopped on air (the playout's own row, as the stop button leaves it).
+    with web.hub.store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO broadcasts(announcement_id, scheduled_for, started_at, ended_at, status,"
+            " zones, priority) VALUES (?, 1.8e9, 1.8e9, 1.8e9 + 1, 'stopped', '[]', 'normal')",
+            (stopped,),
+        )
+        conn.execute("UPDATE announcements SET status='done', next_run=NULL WHERE id=?", (stopped,))
+    cal = icalendar.Calendar.from_ical(anon.get("/calendar.ics").content)
+    events = {str(e["UID"]).split("@")[0]: e for e in cal.walk("VEVENT")}
+    start = events[monday].decoded("DTSTART")
+    assert (start.weekday(), start.day, start.hour, start.minute) == (0, 14, 19, 30)
+    assert str(events[monday]["STATUS"]) == "CONFIRMED"
+    assert str(events[stopped]["STATUS"]) == "CANCELLED"
+    assert str(events[seeded.played["id"]]["STATUS"]) == "CONFIRMED"
