@@ -310,6 +310,13 @@ class GpioSettings(_Model):
 
 class Settings(_Model):
     site: str = Field("thon-dong", pattern=_ID, description="Village id used in MQTT topics.")
+    village_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=80,
+        description='The village\'s name as people write it ("Thôn Đông, xã An Bình"): '
+        "page headers, the poster, the feed and the calendar. Default: the site id.",
+    )
     timezone: str = Field("Asia/Ho_Chi_Minh", description="The village's time zone (IANA).")
     data_dir: Path = Field(Path("var"), description="Database, audio cache and backups.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -371,6 +378,11 @@ class Settings(_Model):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def village(self) -> str:
+        """What people read where the village is named (the site id is for machines)."""
+        return (self.village_name or "").strip() or self.site
 
     @property
     def client_id(self) -> str:

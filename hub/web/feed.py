@@ -70,7 +70,9 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> 
     return e
 
 
-def atom_feed(items: Iterable[Shown], *, base: str, site: str, t: Translator, now: float) -> bytes:
+def atom_feed(
+    items: Iterable[Shown], *, base: str, site: str, village: str, t: Translator, now: float
+) -> bytes:
     import xml.etree.ElementTree as ET
 
     items = list(items)
@@ -78,13 +80,13 @@ def atom_feed(items: Iterable[Shown], *, base: str, site: str, t: Translator, no
     # option refuses the unqualified attributes Atom uses: rel, href, type…).
     feed = ET.Element("feed", {"xmlns": ATOM, _XML_LANG: t.lang})
     _el(feed, "id", f"tag:{site}.langso,{TAG_DATE}:feed")
-    _el(feed, "title", t("pub.feed.title", site=site))
+    _el(feed, "title", t("pub.feed.title", site=village))
     _el(feed, "subtitle", t("app.tagline"))
     _el(feed, "updated", _rfc3339(max((a.updated_at for a in items), default=now)))
     _el(feed, "link", rel="self", type="application/atom+xml", href=f"{base}/feed.atom")
     _el(feed, "link", rel="alternate", type="text/html", href=f"{base}/")
     author = _el(feed, "author")
-    _el(author, "name", t("pub.feed.author", site=site))
+    _el(author, "name", t("pub.feed.author", site=village))
     _el(author, "uri", f"{base}/")
     _el(feed, "generator", "Làng Số Hub", uri=f"{base}/", version=__version__)
     _el(feed, "icon", f"{base}/static/logo.svg")
@@ -227,7 +229,14 @@ def first_occurrence(a: Shown) -> datetime:
 
 
 def ics_calendar(
-    items: Iterable[Shown], *, base: str, site: str, zone: str, t: Translator, now: float
+    items: Iterable[Shown],
+    *,
+    base: str,
+    site: str,
+    village: str,
+    zone: str,
+    t: Translator,
+    now: float,
 ) -> Calendar:
     from icalendar import Calendar, Event
 
@@ -235,7 +244,7 @@ def ics_calendar(
     cal.add("VERSION", "2.0")
     cal.add("PRODID", f"-//Làng Số//Làng Số Hub {__version__}//{t.lang.upper()}")
     cal.add("CALSCALE", "GREGORIAN")
-    cal.add("X-WR-CALNAME", _text(t("pub.ics.name", site=site)))
+    cal.add("X-WR-CALNAME", _text(t("pub.ics.name", site=village)))
     cal.add("X-WR-CALDESC", _text(t("app.tagline")))
     cal.add("X-WR-TIMEZONE", zone)
     cal.add("REFRESH-INTERVAL", timedelta(hours=1), parameters={"VALUE": "DURATION"})
@@ -289,6 +298,7 @@ def feed(request: Request) -> Response:
         read_models.for_feed(hub.store, FEED_ENTRIES),
         base=base_url(request),
         site=hub.settings.site,
+        village=hub.settings.village,
         t=translator(request),
         now=hub.clock.now().timestamp(),
     )
@@ -303,6 +313,7 @@ def calendar(request: Request) -> Response:
         read_models.for_calendar(hub.store, now - CALENDAR_PAST_DAYS * 86_400, CALENDAR_EVENTS),
         base=base_url(request),
         site=hub.settings.site,
+        village=hub.settings.village,
         zone=hub.settings.timezone,
         t=translator(request),
         now=now,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -37,6 +39,18 @@ def qr_svg(url: str, title: str) -> Markup:
     return Markup(segno.make(url, **QR_MAKE).svg_inline(title=title, **QR_SVG))
 
 
+def loopback_host(url: str) -> str | None:
+    """The host of ``url`` when only the hub itself can open it (127.0.0.1, localhost, ::1):
+    a poster printed with it sends every resident's phone to their own phone."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return host
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return None
+
+
 @router.get("/poster", response_class=HTMLResponse)
 def poster(request: Request) -> HTMLResponse:
     hub = hub_of(request)
@@ -51,4 +65,5 @@ def poster(request: Request) -> HTMLResponse:
         url=url,
         address=url.split("://", 1)[-1].rstrip("/"),
         qr=qr_svg(url, t("pub.poster.scan")),
+        local_host=loopback_host(url),
     )

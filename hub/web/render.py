@@ -163,7 +163,7 @@ def render(
             {"code": c, "name": LANG_NAMES[c], "url": _lang_url(request, c), "current": c == t.lang}
             for c in LANGS
         ],
-        "site": hub.settings.site,
+        "site": hub.settings.village,
         "version": __version__,
         "session": session,
         "user": session.user if session else None,

@@ -274,6 +274,11 @@ def test_the_poster_is_the_village_page_qr_without_navigation_in_print(
     svg = re.search(r"<svg[^>]*class=\"qr-code\".*?</svg>", r.text, re.S)
     assert svg and _qr_modules(svg.group(0)) == _matrix(f"{web.url}/", poster.QR_SVG["border"])
     assert web.url.split("://")[1] in r.text
+    # Served at 127.0.0.1 with no public address: the QR code would open nothing on a phone.
+    warning = re.search(
+        r'<p class="notice notice--warn" role="alert" data-local-address>(.*?)</p>', r.text
+    )
+    assert warning and "127.0.0.1" in warning.group(1) and "http.public_url" in warning.group(1)
     css = anon.get("/static/public.css").text
     assert "@media print" in css and "size: A4" in css
 
@@ -283,7 +288,11 @@ def test_qr_codes_and_links_use_the_public_address_when_one_is_set(
 ) -> None:
     public_url = "https://thon-dong.example.vn"
     settings = hub_settings(
-        broker, tmp_path, LANGSO_SITE="public-url", LANGSO_HTTP__PUBLIC_URL=public_url + "/"
+        broker,
+        tmp_path,
+        LANGSO_SITE="public-url",
+        LANGSO_HTTP__PUBLIC_URL=public_url + "/",
+        LANGSO_VILLAGE_NAME="Thôn Đông, xã An Bình",
     )
     h = PublicHub(settings, FakeClock(T0), sink=instant_sink(tmp_path / "out"))
     try:
@@ -294,6 +303,18 @@ def test_qr_codes_and_links_use_the_public_address_when_one_is_set(
             f"{public_url}/", poster.QR_SVG["border"]
         )
         assert "thon-dong.example.vn" in page and "127.0.0.1" not in page
+        assert "data-local-address" not in page
+        # The village's name where people read it; the site id only where machines do.
+        for path in ("/", "/poster"):
+            html = c.get(path).text
+            assert '<span class="brand-site">Thôn Đông, xã An Bình</span>' in html
+        assert "Thôn Đông, xã An Bình" in c.get("/poster").text.split("poster-brand", 1)[1][:300]
+        atom = c.get("/feed.atom").text
+        assert "<title>Thông báo của Thôn Đông, xã An Bình</title>" in atom
+        assert "tag:public-url.langso" in atom  # ids keep the site id: readers key on them
+        ics = icalendar.Calendar.from_ical(c.get("/calendar.ics").content)
+        # TEXT escaping (RFC 5545 §3.3.11): icalendar leaves an X- property's "\\," as is.
+        assert str(ics["X-WR-CALNAME"]) == "Lịch phát thanh Thôn Đông\\, xã An Bình"
         feed = ET.fromstring(c.get("/feed.atom").content)
         selfs = [link.get("href") for link in feed.findall(ATOM + "link")]
         assert f"{public_url}/feed.atom" in selfs
