@@ -28,7 +28,12 @@ def web(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pu
     # The null sink plays in real time: what goes on air stays there a few seconds, long
     # enough to watch the page follow it.
     h = PublicHub(
-        hub_settings(broker, tmp_path_factory.mktemp("pubui"), LANGSO_AUDIO__SINK="null"),
+        hub_settings(
+            broker,
+            tmp_path_factory.mktemp("pubui"),
+            LANGSO_AUDIO__SINK="null",
+            LANGSO_VILLAGE_NAME="Thôn Đông, xã An Bình",
+        ),
         FakeClock(T0),
     )
     try:
@@ -128,6 +133,26 @@ def test_the_public_page_in_english(phone: Phone, played: dict[str, Any], artifa
     page.click(".langs a[lang=vi]")
     page.wait_for_url(re.compile(r"lang=vi"))
     assert "Thông báo mới nhất" in page.inner_text("main")
+
+
+def test_the_village_is_named_and_a_loopback_poster_warns(phone: Phone, artifacts: Path) -> None:
+    page = phone.page
+    phone.go("/")
+    brand = page.locator(".brand-site")
+    assert brand.inner_text() == "Thôn Đông, xã An Bình" and brand.is_visible()
+    # Whole on a 390-px phone, not cut to "Thôn Đ…".
+    sizes = brand.evaluate("e => [e.scrollWidth, e.clientWidth, e.scrollHeight, e.clientHeight]")
+    assert sizes[0] <= sizes[1] and sizes[2] <= sizes[3], sizes
+    assert "t-pubui" not in page.inner_text("header")  # the site id is for machines
+    # Opened at 127.0.0.1 (no public address set): the QR code would lead phones nowhere.
+    phone.go("/poster")
+    warning = page.locator("[data-local-address]")
+    assert warning.is_visible() and "127.0.0.1" in warning.inner_text()
+    tools = page.locator(".poster-tools").bounding_box()
+    box = warning.bounding_box()
+    assert tools and box and box["y"] <= tools["y"] + 1  # the first thing above the buttons
+    assert "Thôn Đông, xã An Bình" in page.inner_text(".poster-brand")
+    phone.shot(artifacts, "public-poster-loopback")
 
 
 def test_on_air_now_appears_live(
