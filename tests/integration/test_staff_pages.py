@@ -321,11 +321,10 @@ VI_EN = [
         "Every Friday at 06:00, until 31 Dec 2026",
     ),
     ("FREQ=DAILY;INTERVAL=2", "2 ngày một lần, lúc 06:00", "Every 2 days at 06:00"),
-    (
-        "FREQ=HOURLY;INTERVAL=3",
-        "Lặp theo quy tắc FREQ=HOURLY;INTERVAL=3",
-        "Repeats by the rule FREQ=HOURLY;INTERVAL=3",
-    ),
+    # The rules page's schedule triggers are hourly more often than not.
+    ("FREQ=HOURLY", "Mỗi giờ một lần, từ 06:00", "Every hour from 06:00"),
+    ("FREQ=HOURLY;INTERVAL=3", "3 giờ một lần, từ 06:00", "Every 3 hours from 06:00"),
+    ("FREQ=YEARLY", "Hằng năm vào ngày 01/12, lúc 06:00", "Every year on 1 Dec at 06:00"),
     (
         "FREQ=MONTHLY;BYDAY=1MO",
         "Lặp theo quy tắc FREQ=MONTHLY;BYDAY=1MO",
