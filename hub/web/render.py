@@ -116,8 +116,7 @@ NAV: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
 
 
 def _nav(session: Session | None, t: Translator, active: str) -> list[dict[str, Any]]:
-    # Five tabs for the head and for a technician (a phone's width); an admin, who has
-    # them all, scrolls the bar.
+    # A phone's bar holds five; beyond that base.html puts the rest under "More".
     if session is None:
         return []
     return [
