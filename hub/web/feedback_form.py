@@ -41,6 +41,26 @@ FIELD_ERRORS = {
 }
 
 
+def reference(fid: int) -> str:
+    """What the resident is told to quote, and what the head's inbox shows: ``PA-12``."""
+    return f"PA-{fid}"
+
+
+def _ref_tag(key: str, fid: int) -> str:
+    return hmac.new(key.encode(), str(fid).encode(), "sha256").hexdigest()[:10]
+
+
+def _ref_shown(request: Request, ref: str) -> str | None:
+    """The thank-you's reference, only for the browser that sent it: the query carries the
+    id and a tag keyed by this browser's form cookie, so ``?ref=`` cannot make the page
+    claim a report someone else sent (or none at all)."""
+    key = request.cookies.get(FORM_CSRF_COOKIE)
+    fid, _, tag = ref.partition(".")
+    if not key or not fid.isdigit() or len(fid) > 12:
+        return None
+    return reference(int(fid)) if hmac.compare_digest(tag, _ref_tag(key, int(fid))) else None
+
+
 def _form_csrf(request: Request) -> tuple[str, bool]:
     value = request.cookies.get(FORM_CSRF_COOKIE)
     if value and len(value) >= 32:
@@ -53,6 +73,7 @@ def _feedback_form(
     *,
     status: int = 200,
     ok: bool = False,
+    ref: str | None = None,
     errors: Mapping[str, str] | None = None,
     error: str = "",
     form: Mapping[str, str] | None = None,
@@ -70,6 +91,7 @@ def _feedback_form(
         form_csrf=value,
         categories=CATEGORIES,
         ok=ok,
+        ref=ref,
         errors=errors or {},
         error=error,
         form=form or {},
@@ -87,8 +109,8 @@ def _feedback_form(
 
 
 @router.get(FORM_PATH, response_class=HTMLResponse)
-def feedback_page(request: Request, ok: int = 0) -> HTMLResponse:
-    return _feedback_form(request, ok=bool(ok))
+def feedback_page(request: Request, ok: int = 0, ref: str = "") -> HTMLResponse:
+    return _feedback_form(request, ok=bool(ok), ref=_ref_shown(request, ref[:40]))
 
 
 @router.post(FORM_PATH, response_class=HTMLResponse)
@@ -120,7 +142,9 @@ async def feedback_submit(request: Request) -> Response:
         )
     address = request.client.host if request.client else "?"
     try:
-        await run_in_threadpool(hub_of(request).feedback.submit, body, address=address, lang=t.lang)
+        stored = await run_in_threadpool(
+            hub_of(request).feedback.submit, body, address=address, lang=t.lang
+        )
     except Throttled as refused:
         minutes = max(1, math.ceil(refused.retry_after / 60))
         response = await run_in_threadpool(
@@ -131,4 +155,5 @@ async def feedback_submit(request: Request) -> Response:
         response.headers["Retry-After"] = str(math.ceil(refused.retry_after))
         return response
     # Post/redirect/get: a reload does not send the report twice.
-    return RedirectResponse(f"{FORM_PATH}?ok=1", status_code=303)
+    fid = int(stored["id"])
+    return RedirectResponse(f"{FORM_PATH}?ok=1&ref={fid}.{_ref_tag(cookie, fid)}", status_code=303)

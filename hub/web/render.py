@@ -169,6 +169,10 @@ def render(
         "csrf": session.csrf if session else None,
         "nav": _nav(session, t, active),
         "open_alert_count": len(open_ids),
+        # New residents' reports, on the inbox's tab: the head sees them from any page.
+        "new_feedback": (
+            hub.feedback.counts()["new"] if session and session.user.has("head") else 0
+        ),
         "live": live,
         "now": now,
         "tz": hub.settings.tz,

@@ -5,6 +5,7 @@ Through :class:`hub.services.feedback.Feedback`, as ``/api/feedback`` (audited).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.errors import NotFound
 from hub.services.feedback import STATUSES
+from hub.web.feedback_form import reference
 from hub.web.render import hub_of, not_found, read_form, render, translator
 from hub.web.session import form_session, require_page
 from hub.words.times import ts_of
@@ -41,7 +43,25 @@ def inbox(request: Request, status: str = "", ok: str = "") -> HTMLResponse:
         statuses=STATUSES,
         notice=t(f"fb.ok.{ok}") if ok in STATUSES else "",
         parse_iso=ts_of,
+        tel=tel_href,
+        reference=reference,
     )
+
+
+def tel_href(contact: str | None) -> str | None:
+    """``tel:`` for a contact that is a phone number (0912 345 678, +84 912.345.678), so
+    the head calls with one tap; None for anything else (an e-mail, a name, a house)."""
+    if not contact:
+        return None
+    raw = contact.strip()
+    if not re.fullmatch(r"\+?[\d\s.()-]{8,20}", raw):
+        return None
+    digits = re.sub(r"\D", "", raw)
+    if raw.startswith("+"):
+        return f"tel:+{digits}" if 8 <= len(digits) <= 15 else None
+    if digits.startswith("0") and 9 <= len(digits) <= 11:
+        return f"tel:+84{digits[1:]}"  # a Vietnamese number written the local way
+    return f"tel:{digits}" if 3 <= len(digits) <= 15 else None
 
 
 @router.post("/app/feedback/{fid}")

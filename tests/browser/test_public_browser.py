@@ -203,18 +203,34 @@ def test_feedback_reaches_the_heads_inbox(
     page.click(".fb-form button[type=submit]")
     page.wait_for_selector(".thanks")
     assert "Cảm ơn" in page.inner_text(".thanks")
+    # A number to quote when the resident asks about it later.
+    ref = page.inner_text("[data-ref]")
+    assert re.fullmatch(r"PA-\d+", ref), ref
     phone.shot(artifacts, "public-feedback-thanks")
+    # The thank-you cannot be made to show a number this browser did not get.
+    phone.go("/gop-y?ok=1&ref=" + ref[3:] + ".0000000000")
+    assert page.locator(".thanks").is_visible() and page.locator("[data-ref]").count() == 0
 
     head = Phone(browser, web)
     try:
         head.sign_in("truong-thon-ui", "head")
-        head.go("/app/feedback")
+        # New reports show on the inbox's tab from any page.
+        count = head.page.locator("nav.tabs a[href='/app/feedback'] [data-new-feedback]")
+        assert count.is_visible() and count.inner_text() == "1"
+        count.click()
+        head.page.wait_for_url(re.compile(r"/app/feedback$"))
         report = head.page.locator(".report", has_text="Cống trước nhà văn hóa")
-        assert "Ông Ba" in report.inner_text() and "Vệ sinh, môi trường" in report.inner_text()
+        text = report.inner_text()
+        assert "Ông Ba" in text and "Vệ sinh, môi trường" in text and ref in text
+        # One tap calls the resident back.
+        call = report.locator("a.tel")
+        assert call.inner_text() == "0912 345 678"
+        assert call.get_attribute("href") == "tel:+84912345678"
         head.shot(artifacts, "inbox")
         report.locator("button", has_text="Đã xử lý xong").click()
         head.page.wait_for_selector(".notice")
         assert "Đã xử lý" in head.page.locator(".report", has_text="Cống trước").inner_text()
+        assert head.page.locator("[data-new-feedback]").count() == 0
         head.shot(artifacts, "inbox-done")
     finally:
         head.close()

@@ -580,10 +580,13 @@ def test_the_feedback_form_needs_its_csrf_token_and_says_thank_you(
     assert bad.status_code == 422 and "Hãy viết nội dung từ 3 đến 2.000 ký tự" in bad.text
     assert "Ông Ba" in bad.text  # what was typed is kept
     ok = anon.post("/gop-y", data={**data, "csrf": token})
-    assert ok.status_code == 303 and ok.headers["location"] == "/gop-y?ok=1"
+    assert ok.status_code == 303 and re.fullmatch(
+        r"/gop-y\?ok=1&ref=\d+\.[0-9a-f]{10}", ok.headers["location"]
+    )
     thanks = anon.get(ok.headers["location"])
     assert "Cảm ơn bà con đã gửi phản ánh" in thanks.text
     row = web.hub.store.one("SELECT * FROM feedback ORDER BY id DESC LIMIT 1")
+    assert row is not None and f"PA-{row['id']}</strong>" in thanks.text
     assert row is not None and row["message"] == data["message"] and row["lang"] == "vi"
     assert row["category"] == "environment" and row["name"] == "Ông Ba"
     en = anon.get("/gop-y?lang=en")
