@@ -63,6 +63,7 @@ class Item:
     created_by: str | None
     approved_by: str | None
     may_approve: bool
+    recurring: bool = False
 
 
 def items(hub: Hub, t: Translator, session: Session, *, limit: int = 200) -> list[Item]:
@@ -94,6 +95,7 @@ def items(hub: Hub, t: Translator, session: Session, *, limit: int = 200) -> lis
                 may_approve=a["status"] == "draft"
                 and user.has("head")
                 and a.get("created_by") != user.username,
+                recurring=bool(a["rrule"]),
             )
         )
     return out

@@ -117,7 +117,14 @@ def test_compose_listen_schedule_then_on_air_live_and_stop(
         " return a.src.startsWith('blob:') && a.readyState >= 1 && a.duration > 2; }",
         timeout=30_000,
     )
-    assert "Bấm ▶ để nghe." in page.inner_text("[data-listen-status]")
+    # The line under the button says what the player does: ready, reading, read.
+    page.wait_for_function(
+        "() => { const a = document.querySelector('[data-listen-audio]');"
+        " const s = document.querySelector('[data-listen-status]').innerText.trim();"
+        " return (a.ended && s === 'Đã đọc xong. Bấm ▶ để nghe lại.')"
+        " || (!a.ended && !a.paused && s === 'Đang đọc thử…')"
+        " || (!a.ended && a.paused && s === 'Bấm ▶ để nghe.'); }"
+    )
 
     # The picker: the page's RRULE is the server's, and said in words.
     page.check("input[name=when][value=repeat]")

@@ -182,6 +182,9 @@
     var status = $("[data-listen-status]", form);
     if (!button || !audio) return;
     var url = null;
+    // What the line under the button says follows the player: ready, reading, read.
+    audio.addEventListener("playing", function () { say(status, t("sjs.listen_playing"), "ok"); });
+    audio.addEventListener("ended", function () { say(status, t("sjs.listen_again"), "ok"); });
     button.addEventListener("click", function () {
       var text = form.elements.text.value.trim();
       if (!text) { say(status, t("sjs.listen_empty"), "bad"); return; }
