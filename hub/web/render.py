@@ -24,6 +24,7 @@ from hub.services.users import Role
 from hub.web import views
 from hub.web.session import LANG_COOKIE, Session
 from hub.words import DEFAULT_LANG, LANG_NAMES, LANGS, Translator
+from hub.words.times import clock_text
 
 if TYPE_CHECKING:
     from fastapi.templating import Jinja2Templates
@@ -58,6 +59,8 @@ def templates() -> Jinja2Templates:
                     trim_blocks=True,
                     lstrip_blocks=True,
                 )
+                # m:ss of a recording, where a page says how long it is.
+                env.globals["clock_text"] = clock_text
                 _templates = Jinja2Templates(env=env)
     return _templates
 

@@ -91,6 +91,11 @@ def test_a_played_announcement_and_its_audio(
     assert "Đã phát" in card.inner_text()
     assert "Họp thôn cuối năm" in page.inner_text(".meetings")
     phone.shot(artifacts, "public-home")
+    # Not the player's own "0:00 / 0:00" before a tap: the length the hub measured.
+    play = card.locator("[data-play]")
+    label = play.inner_text().strip()
+    assert play.is_visible() and re.fullmatch(r"Nghe · \d+:\d\d", label), label
+    assert card.locator("audio").is_hidden()
     # preload="none" keeps a phone from fetching every recording; asked, it loads.
     card.locator("audio").evaluate("a => { a.preload = 'metadata'; a.load(); }")
     card.locator("audio").evaluate(
@@ -105,6 +110,10 @@ def test_a_played_announcement_and_its_audio(
     assert state["duration"] > 1 and state["src"].endswith(
         f"/api/announcements/{played['id']}/audio"
     )
+    minutes, seconds = label.split(" · ")[1].split(":")
+    assert abs(int(minutes) * 60 + int(seconds) - state["duration"]) <= 1.5
+    play.click()
+    assert card.locator("audio").is_visible() and card.locator("[data-play]").count() == 0
 
     page.click(f"a[href='/a/{played['id']}']")
     page.wait_for_url(re.compile(f"/a/{played['id']}$"))

@@ -23,6 +23,22 @@
     });
   }, true);
 
+  // -- "▶ Nghe · 0:42" until the first tap: the player's own 0:00 / 0:00 says nothing ------
+  document.querySelectorAll("[data-player-box]").forEach(function (box) {
+    var button = box.querySelector("[data-play]");
+    var audio = box.querySelector("[data-player]");
+    if (!button || !audio) return;
+    audio.hidden = true;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      button.remove();
+      audio.hidden = false;
+      var playing = audio.play();
+      if (playing && playing.catch) playing.catch(function () { /* ▶ is there */ });
+      audio.focus();
+    });
+  });
+
   // -- the poster's print button (hidden where it cannot work) ---------------------------
   var printButton = document.querySelector("[data-print]");
   if (printButton && typeof window.print === "function") {
