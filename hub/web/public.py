@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hub.web import feed, feedback_form, poster, public_pages
+from hub.web import feed, feedback_form, follow, poster, public_pages
 
 router = APIRouter(include_in_schema=False)
-for part in (public_pages, poster, feed, feedback_form):
+for part in (public_pages, poster, feed, feedback_form, follow):
     router.include_router(part.router)

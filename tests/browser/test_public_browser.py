@@ -164,6 +164,27 @@ def test_the_village_is_named_and_a_loopback_poster_warns(phone: Phone, artifact
     phone.shot(artifacts, "public-poster-loopback")
 
 
+def test_following_the_village_is_explained_not_raw_xml(
+    browser: Any, web: PublicHub, artifacts: Path
+) -> None:
+    phone = Phone(browser, web, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page = phone.page
+        phone.go("/")
+        page.click("a[href='/theo-doi#tin']")
+        page.wait_for_url(re.compile(r"/theo-doi#tin$"))
+        assert page.locator("#tin").is_visible()
+        assert page.locator("#fw-feed-url").inner_text() == f"{web.url}/feed.atom"
+        page.click("[data-copy=fw-feed-url]")
+        page.wait_for_selector("[data-copied]:not([hidden])")
+        assert page.evaluate("navigator.clipboard.readText()") == f"{web.url}/feed.atom"
+        webcal = page.get_attribute("[data-webcal]", "href")
+        assert webcal == "webcal://" + web.url.split("://", 1)[1] + "/calendar.ics"
+        phone.shot(artifacts, "public-follow")
+    finally:
+        phone.close()
+
+
 def test_on_air_now_appears_live(
     phone: Phone, web: PublicHub, played: dict[str, Any], artifacts: Path
 ) -> None:

@@ -188,7 +188,16 @@ def test_the_public_page_lists_a_played_announcement_with_working_audio(
     assert len(audio.content) > 1000
     # The weekly meeting is listed as upcoming, escaped; the links to the feeds are there.
     assert "Lịch họp sắp tới" in html and "Họp &lt;chi bộ&gt; &amp; đoàn" in html
-    assert 'href="/feed.atom"' in html and 'href="/calendar.ics"' in html
+    # Following, in words: a phone opening the .ics or the Atom XML would show raw text.
+    assert 'href="/theo-doi#lich"' in html and 'href="/theo-doi#tin"' in html
+    assert '<link rel="alternate" type="application/atom+xml" href="/feed.atom"' in html
+    follow = anon.get("/theo-doi").text
+    well_formed(follow)
+    host = web.url.split("://", 1)[1]
+    assert f'href="webcal://{host}/calendar.ics"' in follow
+    assert f">{web.url}/calendar.ics</code>" in follow and f">{web.url}/feed.atom</code>" in follow
+    assert "Google Lịch" in follow and 'href="/calendar.ics" download' in follow
+    assert "data-village-only" in follow  # 127.0.0.1: Google's servers cannot fetch it
     assert 'href="/gop-y"' in html and "/app/login" in html
     for placeholder in ("coming soon", "sắp ra mắt", "TODO", "lorem"):
         assert placeholder.lower() not in html.lower()
@@ -312,6 +321,9 @@ def test_qr_codes_and_links_use_the_public_address_when_one_is_set(
         atom = c.get("/feed.atom").text
         assert "<title>Thông báo của Thôn Đông, xã An Bình</title>" in atom
         assert "tag:public-url.langso" in atom  # ids keep the site id: readers key on them
+        follow = c.get("/theo-doi").text  # on the internet: Google Calendar can fetch it
+        assert "webcal://thon-dong.example.vn/calendar.ics" in follow
+        assert "data-village-only" not in follow
         ics = icalendar.Calendar.from_ical(c.get("/calendar.ics").content)
         # TEXT escaping (RFC 5545 §3.3.11): icalendar leaves an X- property's "\\," as is.
         assert str(ics["X-WR-CALNAME"]) == "Lịch phát thanh Thôn Đông\\, xã An Bình"

@@ -39,6 +39,19 @@
     });
   });
 
+  // -- "copy the address" on /theo-doi (where the page may use the clipboard) -------------
+  var copied = document.querySelector("[data-copied]");
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source || !navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+        if (copied) copied.hidden = false;
+      });
+    });
+  });
+
   // -- the poster's print button (hidden where it cannot work) ---------------------------
   var printButton = document.querySelector("[data-print]");
   if (printButton && typeof window.print === "function") {
