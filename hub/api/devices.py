@@ -1,8 +1,9 @@
-"""Technicians' reads: devices, their metric series, events, alerts and dead letters.
+"""Technicians' routes: devices, their names, metric series, events, alerts, dead letters.
 
 Thin: each route reads its parameters, calls :mod:`hub.services.devices` or
 :mod:`hub.services.alerts` and encodes the records; a ``NotFound`` or ``Invalid`` from a
-service becomes its status in :mod:`hub.api.errors`.
+service becomes its status in :mod:`hub.api.errors`. ``PATCH /api/devices/{id}`` sets
+what a device is called (the pages, notifications) and said (the loudspeakers).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.deps import HubDep, Technician
 from hub.api.errors import documented
@@ -25,13 +27,45 @@ from hub.api.schemas import (
 from hub.api.times import parse_time
 from hub.clock import iso
 from hub.services.alerts import StateFilter
-from hub.services.devices import Resolution
+from hub.services.devices import NAME_LIMITS, Resolution
 from hub.store.alerts import alert_json
 from hub.store.devices import dead_letter_json, device_json, event_json
 
 router = APIRouter(tags=["devices"])
 
 Limit = Annotated[int, Query(ge=1, le=5000, description="At most this many, newest first.")]
+
+
+class DeviceNamesIn(BaseModel):
+    """The names to change; a field left out stays, null or "" goes back to the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(
+        None,
+        max_length=NAME_LIMITS["display_name"],
+        description="What the pages and notifications call it (default: the config file's "
+        "name, else its id).",
+    )
+    spoken_name: str | None = Field(
+        None,
+        max_length=NAME_LIMITS["spoken_name"],
+        description="What the loudspeakers say for it, in words (default: the display "
+        'name without the id, else its kind and number: "cảm biến mực nước số 1").',
+    )
+    location: str | None = Field(
+        None, max_length=NAME_LIMITS["location"], description="Where it stands, in words."
+    )
+    zone: str | None = Field(
+        None, max_length=64, description="The loudspeaker zone it stands in (gpio.zones)."
+    )
+
+
+class NamedDeviceOut(DeviceOut):
+    spoken_name: str = Field(description="What the loudspeakers say for it.")
+    location: str = Field(description="Where it stands (empty: not said).")
+    zone: str | None = Field(description="Its loudspeaker zone.")
+    named: dict[str, str | None] = Field(description="What a technician set (null: default).")
 
 
 @router.get(
@@ -71,6 +105,19 @@ def get_device(hub: HubDep, user: Technician, device_id: str) -> dict[str, Any]:
     d = device_json(hub.devices.get(device_id))
     d["open_alerts"] = [alert_json(a) for a in hub.alerts.query("open", device_id, None)]
     return d
+
+
+@router.patch(
+    "/api/devices/{device_id}",
+    response_model=None,
+    responses={200: json_of(NamedDeviceOut), **documented(400, 401, 403, 404, 413, 422)},
+)
+def rename_device(
+    hub: HubDep, user: Technician, device_id: str, names: DeviceNamesIn
+) -> dict[str, Any]:
+    """Set what a device is called and said, where it stands and its zone; audited."""
+    changes = {f: getattr(names, f) for f in names.model_fields_set}
+    return device_json(hub.devices.rename(device_id, changes, actor=user.username))
 
 
 @router.get(

@@ -21,17 +21,29 @@ from hub.automation.rule_model import (
     SwitchAction,
     output_limit,
 )
-from hub.automation.templates import render_template
+from hub.automation.templates import render_template, spoken_context
+from hub.words.devices import spoken_name
 
 
 @dataclass
 class DeviceView:
-    """A device as rules see it: its name for templates, its kind and zone for conditions."""
+    """A device as rules see it: its names for templates, its kind and zone for conditions.
+
+    ``name`` is what the pages and notifications call it; ``spoken`` what the loudspeakers
+    say (empty: derived from ``name``, else its kind and number, never its id spelled out);
+    ``zone_name`` the zone as people call it."""
 
     id: str
     name: str
     kind: str
     zone: str | None = None
+    spoken: str | None = None
+    location: str = ""
+    zone_name: str = ""
+
+    @property
+    def spoken_name(self) -> str:
+        return spoken_name(self.id, self.kind, spoken=self.spoken, display=self.name)
 
 
 @dataclass
@@ -67,7 +79,8 @@ def perform(
             return "announce: nothing to say when it clears", None
         body = {
             "title": a.title if raised else f"{a.title} (đã qua)",
-            "text": render_template(template, ctx),
+            # Read aloud: the device by its spoken name, not by what the pages call it.
+            "text": render_template(template, spoken_context(ctx)),
             "category": a.category if raised else "notice",
             "priority": a.priority if raised else "high",
             "zones": a.zones,

@@ -1,5 +1,9 @@
 """Rule templates: ``{name}`` placeholders filled from a flat table of texts, nothing more.
 
+A device is named as the text's reader needs it: ``{device}`` (and ``{device.name}``) is
+its display name in a notification and its spoken name in a text the loudspeakers read
+(:func:`spoken_context`); ``{location}`` and ``{zone}`` say where it stands.
+
 The rules engine fills them when a rule fires (ingest writer thread) and the rule checks
 fill them with sample values when a rule is saved. The ``str.format`` braces are kept so
 the rules read as before, but not its mini-language: a format spec (``{time:>300000000}``
@@ -14,9 +18,13 @@ from collections.abc import Mapping
 
 #: What a template may name (and, besides these, any of the rule's ``vars``).
 PLACEHOLDERS = (
+    "device",
     "device.id",
     "device.name",
+    "device.spoken",
     "device.kind",
+    "location",
+    "zone",
     "value",
     "metric",
     "status",
@@ -30,6 +38,15 @@ PLACEHOLDERS = (
 #: The most characters a filled template gives: a rule is refused when its sample output is
 #: longer, and at run time the output is cut here (a device name can grow after the check).
 OUTPUT_MAX = 1000
+
+#: Sample values of the device's names, for checks whose sample context predates them: a
+#: rule may name them whichever way it is checked.
+NAME_SAMPLES = {
+    "device": "Cầu Đông",
+    "device.spoken": "cầu Đông",
+    "location": "bến đò",
+    "zone": "Xóm Đông",
+}
 
 _PARSE = string.Formatter().parse
 
@@ -82,7 +99,7 @@ def _field(name: str, spec: str | None, conversion: str | None, ctx: Mapping[str
 def check_template(template: str, ctx: Mapping[str, str], *, limit: int = OUTPUT_MAX) -> str:
     """The template filled with sample values; ValueError when it names anything but a
     plain field, or when its output would pass ``limit`` characters."""
-    text, over = _fill(template, ctx, limit)
+    text, over = _fill(template, {**NAME_SAMPLES, **ctx}, limit)
     if over:
         raise ValueError(f"the text it makes is longer than {limit} characters; shorten it")
     return text
@@ -92,6 +109,12 @@ def render_template(template: str, ctx: Mapping[str, str], *, limit: int = OUTPU
     """The template filled from ``ctx``, cut at ``limit`` characters; ValueError naming what
     is wrong with it (a saved rule was checked already, so only for a template not saved)."""
     return _fill(template, ctx, limit)[0]
+
+
+def spoken_context(ctx: Mapping[str, str]) -> dict[str, str]:
+    """The context of a text the loudspeakers read: the device by its spoken name."""
+    spoken = ctx.get("device.spoken") or ctx.get("device", "")
+    return {**ctx, "device": spoken, "device.name": spoken}
 
 
 def value_text(v: float | None) -> str:

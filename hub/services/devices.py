@@ -1,29 +1,68 @@
-"""Device reads for the API and the pages: devices with their status and latest metrics,
-metric series, the event log and dead letters. Runs in the request threads.
+"""Devices for the API, the pages and the rules: devices with their status and latest
+metrics, their names, metric series, the event log and dead letters. Runs in the request
+threads; :meth:`Devices.names` also in the ingest writer thread (the rules' device views).
 
-What the devices are called comes from the settings (``health.devices.<id>.name``)
-before the name a device gave itself. The full list, which dashboards poll, is kept
-encoded until ingest changes the devices table again.
+What a device is called: what a technician set on the device page or through the API
+(:meth:`Devices.rename`, checked and audited) wins over the settings
+(``health.devices.<id>.name`` / ``zone``), which win over the name the device row holds;
+its spoken name (what the loudspeakers say) defaults to that name without the id, else to
+its kind and number (:mod:`hub.words.devices`). The full list, which dashboards poll, is
+kept encoded until ingest changes the devices table or a device is renamed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
+from hub.automation.actions import DeviceView
 from hub.clock import Clock
 from hub.errors import Invalid, NotFound
 from hub.settings import DeviceHealth, Settings
 from hub.store import Store
 from hub.store import devices as repo
-from hub.store.devices import STATUSES, DeadLetter, Device, LoggedEvent, Point, device_json
+from hub.store.devices import (
+    STATUSES,
+    DeadLetter,
+    Device,
+    LoggedEvent,
+    Naming,
+    Point,
+    device_json,
+)
+from hub.words.devices import spoken_name
 
 Resolution = Literal["auto", "raw", "hour"]
 #: At most this many encoded lists are kept (``kind`` is free text: the keys are bounded).
 LISTINGS = 64
+#: The longest of each name a technician may set (a card's title, a sentence's part).
+NAME_LIMITS: Mapping[str, int] = {"display_name": 64, "spoken_name": 100, "location": 100}
+NAME_FIELDS: tuple[str, ...] = ("display_name", "spoken_name", "location", "zone")
+
+
+class NamingInvalid(Invalid):
+    """Names that cannot be kept: ``problems`` maps each field to what is wrong with it
+    (``too_long``, ``control``, ``no_letter``, ``zone``), for the page to say next to it."""
+
+    def __init__(self, problems: Mapping[str, str], message: str) -> None:
+        super().__init__(message)
+        self.problems = dict(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """What a device is called, in force: on the pages, aloud, where, which zone."""
+
+    display: str
+    spoken: str
+    location: str
+    zone: str | None
+    zone_name: str
 
 
 class Versioned(Protocol):
@@ -45,18 +84,31 @@ class Listing:
 class Devices:
     def __init__(self, store: Store, settings: Settings, clock: Clock, changes: Versioned) -> None:
         self._store = store
-        self._names: Mapping[str, DeviceHealth] = settings.health.devices
+        self._configured: Mapping[str, DeviceHealth] = settings.health.devices
+        self._zones: Mapping[str, str] = {
+            z: settings.gpio.zone_names.get(z, z) for z in settings.gpio.zones
+        }
         self._raw_days = settings.retention.events_days
         self._clock = clock
         self._changes = changes
         self._listings: dict[tuple[str | None, str | None], Listing] = {}
+        # The technicians' names, for the rules' device views (writer thread, per message
+        # with a zone condition): read once, replaced whole by each rename.
+        self._lock = threading.Lock()
+        self._namings: Mapping[str, Naming] | None = None
+        self._renames = 0
+
+    @property
+    def zones(self) -> Mapping[str, str]:
+        """The loudspeaker zones a device may stand in: id -> what people call it."""
+        return self._zones
 
     def listing(self, kind: str | None = None, status: str | None = None) -> Listing:
         """Every device (of ``kind``, in ``status``) as JSON: made once per change of the
         devices table, then served as bytes. A village's list is large (about 0.5 MB for
         1,000 devices) and dashboards poll it. The generation is read before the query, so
         a table newer than it only means one more rebuild."""
-        generation = self._changes.generation
+        generation = self._changes.generation * 1_000_000 + self._renames
         entry = self._listings.get((kind, status))
         if entry is None or entry.generation != generation:
             body = json.dumps(
@@ -81,10 +133,116 @@ class Devices:
         return self._named(d)
 
     def _named(self, d: Device) -> Device:
-        override = self._names.get(d.id)
-        if override is not None and override.name:
-            return replace(d, name=override.name)
-        return d
+        n = self._resolve(d.id, d.kind, d.name, d.metrics, d.naming)
+        return replace(
+            d, name=n.display, spoken_name=n.spoken, location=n.location, zone=n.zone or ""
+        )
+
+    def _resolve(
+        self,
+        device_id: str,
+        kind: str,
+        own_name: str | None,
+        metrics: Iterable[str],
+        naming: Naming | None,
+    ) -> Names:
+        n = naming or Naming()
+        configured = self._configured.get(device_id)
+        display = n.display_name or (configured.name if configured else None) or own_name
+        zone = n.zone or (configured.zone if configured else None) or None
+        return Names(
+            display=display or device_id,
+            spoken=spoken_name(
+                device_id, kind, spoken=n.spoken_name, display=display, metrics=metrics
+            ),
+            location=n.location or "",
+            zone=zone,
+            zone_name=self._zones.get(zone, zone) if zone else "",
+        )
+
+    def names(
+        self, device_id: str, kind: str, own_name: str | None = None, metrics: Iterable[str] = ()
+    ) -> Names:
+        """What a device is called, for the rules (any thread; no query once loaded)."""
+        namings = self._namings
+        if namings is None:
+            with self._lock:
+                if self._namings is None:
+                    self._namings = repo.namings(self._store.connection())
+                namings = self._namings
+        return self._resolve(device_id, kind, own_name, metrics, namings.get(device_id))
+
+    def view(
+        self, device_id: str, kind: str, own_name: str | None = None, metrics: Iterable[str] = ()
+    ) -> DeviceView:
+        """A device as the rules see it (writer thread): its names, kind and zone."""
+        n = self.names(device_id, kind, own_name, metrics)
+        return DeviceView(
+            device_id,
+            n.display,
+            kind,
+            n.zone,
+            spoken=n.spoken,
+            location=n.location,
+            zone_name=n.zone_name,
+        )
+
+    def rename(self, device_id: str, changes: Mapping[str, str | None], *, actor: str) -> Device:
+        """Set some of a device's names (``display_name``, ``spoken_name``, ``location``,
+        ``zone``; None or blank: back to the default), checked and audited.
+        :class:`NamingInvalid` saying what is wrong with each field; :class:`NotFound`."""
+        unknown = sorted(set(changes) - set(NAME_FIELDS))
+        if unknown:
+            raise Invalid(f"unknown field {unknown[0]!r}: one of {', '.join(NAME_FIELDS)}")
+        cleaned = self._checked(changes)
+        now = self._clock.now().timestamp()
+        with self._lock, self._store.transaction() as conn:
+            before = repo.device(conn, device_id)
+            if before is None:
+                raise NotFound(f"no device {device_id!r}")
+            after = replace(before.naming, **cleaned)
+            repo.set_naming(conn, device_id, after)
+            changed = {
+                f: {"from": getattr(before.naming, f), "to": getattr(after, f)}
+                for f in NAME_FIELDS
+                if getattr(before.naming, f) != getattr(after, f)
+            }
+            self._store.audit(
+                conn, ts=now, actor=actor, action="device.rename", target=device_id, detail=changed
+            )
+            if self._namings is not None:
+                self._namings = {**self._namings, device_id: after}
+            self._renames += 1
+        return self.get(device_id)
+
+    def _checked(self, changes: Mapping[str, str | None]) -> dict[str, str | None]:
+        problems: dict[str, str] = {}
+        said: list[str] = []
+        out: dict[str, str | None] = {}
+        for field, raw in changes.items():
+            value = " ".join(unicodedata.normalize("NFC", raw or "").split()) or None
+            out[field] = value
+            if value is None:
+                continue
+            if field == "zone":
+                if value not in self._zones:
+                    problems[field] = "zone"
+                    known = ", ".join(self._zones) or "none configured in gpio.zones"
+                    said.append(f"zone: {value!r} is not a loudspeaker zone (known: {known})")
+                continue
+            limit = NAME_LIMITS[field]
+            if len(value) > limit:
+                problems[field] = "too_long"
+                said.append(f"{field}: at most {limit} characters (got {len(value)})")
+            elif any(unicodedata.category(c)[0] == "C" for c in value):
+                problems[field] = "control"
+                said.append(f"{field}: control characters are not allowed")
+            elif field == "spoken_name" and not any(c.isalpha() for c in value):
+                problems[field] = "no_letter"
+                said.append("spoken_name: write it in words, as it should be said")
+        if problems:
+            raise NamingInvalid(problems, "; ".join(said))
+        return out
 
     def series(
         self,

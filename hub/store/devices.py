@@ -1,8 +1,10 @@
 """Devices repository: what ingest stored about the devices, read for the API and the pages.
 
 The ``devices``, ``events``, ``metrics_rollup`` and ``dead_letters`` tables are written
-by the ingest writer (hub.ingest) and trimmed by retention; here they are only read,
-through the calling thread's connection, into small frozen records.
+by the ingest writer (hub.ingest) and trimmed by retention; here they are read, through
+the calling thread's connection, into small frozen records. The one write is a device's
+names (:func:`set_naming`, a technician's, from the devices service): columns of their own,
+which the writer's upsert never touches.
 """
 
 from __future__ import annotations
@@ -21,8 +23,22 @@ STATUSES: tuple[str, ...] = ("online", "degraded", "offline", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
+class Naming:
+    """What a technician set for a device (None: not set; the config file's or a default)."""
+
+    display_name: str | None = None
+    spoken_name: str | None = None
+    location: str | None = None
+    zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
-    """A device as the monitor last judged it, with its latest metrics."""
+    """A device as the monitor last judged it, with its latest metrics.
+
+    ``name`` is its display name; ``spoken_name``, ``location`` and ``zone`` are what is
+    in force (the devices service fills them from ``naming``, the config file, defaults).
+    """
 
     id: str
     kind: str
@@ -35,10 +51,14 @@ class Device:
     last_seen: float | None
     metrics: Mapping[str, float]
     info: Mapping[str, Any]
+    naming: Naming = Naming()
+    spoken_name: str = ""
+    location: str = ""
+    zone: str = ""
 
     @property
     def search_text(self) -> str:
-        return f"{self.id} {self.name} {self.kind}".lower()
+        return f"{self.id} {self.name} {self.kind} {self.location}".lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +97,14 @@ def _device(r: sqlite3.Row) -> Device:
         last_seen=r["last_seen"],
         metrics=json.loads(r["metrics"]),
         info=json.loads(r["info"]),
+        naming=_naming(r),
+        location=r["location"] or "",
+        zone=r["zone"] or "",
     )
+
+
+def _naming(r: sqlite3.Row) -> Naming:
+    return Naming(r["display_name"], r["spoken_name"], r["location"], r["zone"])
 
 
 def list_devices(conn: sqlite3.Connection, kind: str | None, status: str | None) -> list[Device]:
@@ -95,6 +122,24 @@ def list_devices(conn: sqlite3.Connection, kind: str | None, status: str | None)
 def device(conn: sqlite3.Connection, device_id: str) -> Device | None:
     row = conn.execute("SELECT * FROM devices WHERE id=?", (device_id,)).fetchone()
     return None if row is None else _device(row)
+
+
+def namings(conn: sqlite3.Connection) -> dict[str, Naming]:
+    """What technicians set, of every device that has any of it."""
+    rows = conn.execute(
+        "SELECT id, display_name, spoken_name, location, zone FROM devices WHERE"
+        " coalesce(display_name, spoken_name, location, zone) IS NOT NULL"
+    )
+    return {r["id"]: _naming(r) for r in rows}
+
+
+def set_naming(conn: sqlite3.Connection, device_id: str, n: Naming) -> bool:
+    """Store a device's names (inside the caller's transaction); False: no such device."""
+    cur = conn.execute(
+        "UPDATE devices SET display_name=?, spoken_name=?, location=?, zone=? WHERE id=?",
+        (n.display_name, n.spoken_name, n.location, n.zone, device_id),
+    )
+    return cur.rowcount > 0
 
 
 def exists(conn: sqlite3.Connection, device_id: str) -> bool:
@@ -206,6 +251,15 @@ def device_json(d: Device) -> dict[str, Any]:
         "id": d.id,
         "kind": d.kind,
         "name": d.name,
+        "spoken_name": d.spoken_name,
+        "location": d.location,
+        "zone": d.zone or None,
+        "named": {
+            "display_name": d.naming.display_name,
+            "spoken_name": d.naming.spoken_name,
+            "location": d.naming.location,
+            "zone": d.naming.zone,
+        },
         "source": d.source,
         "status": d.status,
         "status_since": iso(d.status_since),

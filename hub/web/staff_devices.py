@@ -1,24 +1,34 @@
 """The technicians' pages: devices (``/app/devices``), one device with its charts, alerts.
 
-Read through :mod:`hub.web.views`; an alert is acknowledged through the alert service
+Read through :mod:`hub.web.views`, worded by :mod:`hub.web.device_text` (no raw key on a
+page); a device's names are set on its page through the devices service
+(:meth:`hub.services.devices.Devices.rename`, checked and audited, as
+``PATCH /api/devices/{id}``); an alert is acknowledged through the alert service
 (:class:`hub.services.alerts.Alerts`), as ``POST /api/alerts/{id}/ack``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from devices.events import DEVICE_KINDS
+from hub.app import Hub
 from hub.errors import NotFound
+from hub.services.devices import NAME_FIELDS, NAME_LIMITS, NamingInvalid
+from hub.store.devices import Device
+from hub.web import device_text as dt
 from hub.web import views
 from hub.web.charts import line_chart
 from hub.web.render import hub_of, not_found, read_form, render, translator
-from hub.web.session import form_session, require_page, safe_next
+from hub.web.session import Session, form_session, require_page, safe_next
 from hub.words import Translator
+from hub.words.devices import spoken_name
 
 router = APIRouter(include_in_schema=False)
 
@@ -52,7 +62,7 @@ def devices_page(request: Request, kind: str | None = None, q: str = "") -> HTML
         q=q,
         total=len(everything),
         key_metrics=lambda d: [
-            (views.metric_label(t, n), views.metric_text(t, n, d.metrics[n]))
+            (dt.metric_label(t, n), dt.metric_text(t, n, d.metrics[n]))
             for n in views.ordered_metrics(d.metrics)
             if n not in views.NOT_CHARTED and not n.endswith(views.COUNTERS_SUFFIX)
         ][:3],
@@ -64,7 +74,7 @@ def _chart_summary(t: Translator, label: str, lo: str, hi: str, last: str) -> st
 
 
 @router.get("/app/devices/{device_id}", response_class=HTMLResponse)
-def device_page(request: Request, device_id: str, range: str = "24h") -> HTMLResponse:
+def device_page(request: Request, device_id: str, range: str = "24h", ok: str = "") -> HTMLResponse:
     hub = hub_of(request)
     session = require_page(request, hub, "technician")
     t = translator(request)
@@ -73,12 +83,65 @@ def device_page(request: Request, device_id: str, range: str = "24h") -> HTMLRes
         return not_found(request, session, "error.not_found_text")
     if range not in views.RANGES:
         range = "24h"
+    notice = t("devname.saved") if ok == "names" else ""
+    return _device_page(request, hub, session, t, d, range, notice=notice)
+
+
+@router.post("/app/devices/{device_id}/names")
+async def names_form(request: Request, device_id: str) -> Response:
+    """The names form: saved (and back to the page, saying so), or the page again with
+    what to fix next to each field (422)."""
+    form = await read_form(request)
+    hub = hub_of(request)
+    back = f"/app/devices/{quote(device_id, safe='')}"
+    session = await run_in_threadpool(
+        form_session, request, hub, form.get("csrf"), "technician", back=back
+    )
+    changes = {f: form.get(f, "") for f in NAME_FIELDS if f in form}
+    try:
+        await run_in_threadpool(hub.devices.rename, device_id, changes, actor=session.user.username)
+    except NotFound:
+        return not_found(request, session, "error.not_found_text")
+    except NamingInvalid as refused:
+        t = translator(request)
+        errors = {
+            f: t(f"devname.err.{why}", n=NAME_LIMITS.get(f, 0))
+            for f, why in refused.problems.items()
+        }
+
+        def again() -> HTMLResponse:
+            d = views.device(hub, device_id)
+            if d is None:
+                return not_found(request, session, "error.not_found_text")
+            return _device_page(
+                request, hub, session, t, d, "24h", form=changes, errors=errors, status=422
+            )
+
+        return await run_in_threadpool(again)
+    # Post/redirect/get: a reload does not send the form twice.
+    return RedirectResponse(f"{back}?ok=names", status_code=303)
+
+
+def _device_page(
+    request: Request,
+    hub: Hub,
+    session: Session,
+    t: Translator,
+    d: Device,
+    range: str,
+    *,
+    notice: str = "",
+    form: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    device_id = d.id
     t1 = hub.clock.now().timestamp()
     t0 = t1 - views.RANGES[range]
     charts = []
     charted = [n for n in views.ordered_metrics(d.metrics) if n not in views.NOT_CHARTED]
     for i, name in enumerate(charted):
-        label = views.metric_label(t, name)
+        label = dt.metric_label(t, name)
         points = views.series(hub, device_id, name, t0, t1)
         charts.append(
             {
@@ -93,19 +156,23 @@ def device_page(request: Request, device_id: str, range: str = "24h") -> HTMLRes
                     tz=hub.settings.tz,
                     label=label,
                     unit=views.metric_unit(name),
-                    number=t.number,
+                    number=dt.number_for(t, name),
                     day=t.day,
                     summary=partial(_chart_summary, t, label),
                     chart_id=f"chart-{i}",
                 ),
             }
         )
+    # The form shows what a technician set; its hints, what stands in for an empty field.
+    named = d.naming
+    default_display = hub.settings.health.devices.get(d.id)
     return render(
         request,
         "device.html",
         t=t,
         session=session,
         active="devices",
+        status=status,
         live=True,
         data={"devices": {d.id: d.status}, "page": "device"},
         d=d,
@@ -113,13 +180,28 @@ def device_page(request: Request, device_id: str, range: str = "24h") -> HTMLRes
         range=range,
         ranges=list(views.RANGES),
         charts=charts,
-        metrics=[
-            (views.metric_label(t, n), views.metric_text(t, n, d.metrics[n]))
-            for n in views.ordered_metrics(d.metrics)
-        ],
+        metrics=dt.metric_rows(t, d.metrics),
+        info=[(dt.info_label(t, k), dt.info_text(t, v)) for k, v in d.info.items()],
+        source=dt.source_label(t, d.source),
+        notice=notice,
+        form=form
+        or {
+            "display_name": named.display_name or "",
+            "spoken_name": named.spoken_name or "",
+            "location": named.location or "",
+            "zone": named.zone or "",
+        },
+        errors=errors or {},
+        limits=NAME_LIMITS,
+        zones=hub.devices.zones,
+        zone_name=hub.devices.zones.get(d.zone, d.zone) if d.zone else "",
+        default_display=(default_display.name if default_display else None) or d.id,
+        default_spoken=spoken_name(
+            d.id, d.kind, display=named.display_name or d.name, metrics=d.metrics
+        ),
         alerts=views.open_alerts(hub, device_id) + views.cleared_alerts(hub, device_id, 10),
         alert_title=lambda a: views.alert_title(t, a),
-        events=views.recent_events(hub, t, device_id),
+        events=dt.event_rows(t, hub.devices.events(device_id, limit=10)),
     )
 
 

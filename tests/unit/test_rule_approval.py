@@ -61,7 +61,7 @@ def check(template: str, **vars: str) -> None:
         ("{value!r}", "a conversion (!r) is not allowed; write {value}"),
         ("{value!s:>9}", "a conversion (!s) is not allowed"),
         ("{rule}", "unknown placeholder 'rule'"),
-        ("{device}", "unknown placeholder 'device'"),
+        ("{place}", "unknown placeholder 'place'"),
         ("{0}", "placeholder {0} is not allowed"),
         ("{}", "placeholder {} is not allowed"),
         ("x" * (OUTPUT_MAX + 1), f"longer than {OUTPUT_MAX} characters"),
