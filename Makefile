@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # System packages the hub and its tests use (Debian names).
-SYSTEM_PACKAGES := mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv
+SYSTEM_PACKAGES := mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv \
+	gammu gammu-smsd
 TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium fail2ban
 STAMP := $(VENV)/.installed
 

@@ -1,4 +1,5 @@
-"""Channels: one attempt to deliver a notification by webhook, e-mail or Telegram.
+"""Channels: one attempt to deliver a notification by webhook, e-mail or Telegram (SMS goes
+through :class:`hub.automation.sms.SmsGateway`, which keeps a log and limits per phone).
 
 Its place in the flow: the notifier's worker thread (``hub/automation/notify.py``) calls
 :func:`deliver_now` for each queued message and judges the :class:`DeliveryError` it may
@@ -38,6 +39,7 @@ from hub.automation.notify_settings import (
     MASK,
     AnyChannel,
     EmailChannel,
+    SmsChannel,
     TelegramChannel,
     WebhookChannel,
 )
@@ -257,6 +259,10 @@ def deliver_now(n: Notification, channel: AnyChannel, *, tz: tzinfo = UTC) -> No
         _send_webhook(n, channel)
     elif isinstance(channel, EmailChannel):
         _send_email(n, channel, tz)
+    elif isinstance(channel, SmsChannel):
+        # Stateful (its log, its limits, the modem's folders): the notifier routes SMS to
+        # its gateway; reaching this means a notifier built without a database.
+        raise DeliveryError("SMS needs the hub's database for its log and limits", permanent=True)
     else:
         _send_telegram(n, channel, tz)
 
@@ -271,6 +277,8 @@ def channel_secrets(channel: AnyChannel) -> list[str]:
     elif isinstance(channel, EmailChannel):
         if channel.password is not None:
             out.append(channel.password.get_secret_value())
+    elif isinstance(channel, SmsChannel):
+        pass  # phone numbers are not secrets; the modem's PIN stays in gammu-smsd's file
     else:
         out.append(channel.bot_token.get_secret_value())
     return [s for s in out if s]

@@ -1,11 +1,13 @@
-"""Notify: tell technicians and the village head, by webhook, e-mail or Telegram.
+"""Notify: tell technicians and the village head, by webhook, e-mail, Telegram or SMS.
 
 Its place in the flow: ``hub/automation/rules.py`` decides who hears of what and hands
 a :class:`Notification` to :meth:`Notifier.send`, which only queues it. One worker thread
 delivers each message per channel (``hub/automation/channels.py``), retries with
 exponential back-off and finally gives up. A channel that is down never blocks the
 caller, and never holds back the other channels' messages. With an outbox
-(``hub/store/outbox.py``) what is undelivered survives a restart.
+(``hub/store/outbox.py``) what is undelivered survives a restart, and SMS channels work:
+their messages go through :class:`hub.automation.sms.SmsGateway` (its log and limits are in
+the same database; its "sms-status" thread starts and stops with the worker).
 
 One message per incident and state: sending the same ``(incident, state)`` again
 for a channel while it is queued or after it was delivered does nothing, so a rule
@@ -30,7 +32,8 @@ from typing import Literal
 
 from hub.automation.channels import DeliveryError, channel_secrets, deliver_now, scrub
 from hub.automation.notification import Notification, State
-from hub.automation.notify_settings import AnyChannel, NotifySettings
+from hub.automation.notify_settings import AnyChannel, NotifySettings, SmsChannel
+from hub.automation.sms import SmsGateway
 from hub.clock import Clock, SystemClock
 from hub.store.outbox import Outbox
 
@@ -116,7 +119,13 @@ class Notifier:
         self._random = random
         self._on_result = on_result
         self._tz = tz
-        self._deliver: Deliver = deliver or (lambda n, ch: deliver_now(n, ch, tz=tz))
+        #: The SMS channels' sender and log (None without an outbox or an SMS channel).
+        self.sms: SmsGateway | None = None
+        if outbox is not None and any(
+            isinstance(ch, SmsChannel) for ch in settings.channels.values()
+        ):
+            self.sms = SmsGateway(settings, outbox.store, clock=self._clock, tz=tz)
+        self._deliver: Deliver = deliver or self._deliver_now
         # Every channel's secrets are scrubbed from every error: cheap, and sure.
         self._secrets = sorted(
             {s for ch in settings.channels.values() for s in channel_secrets(ch)},
@@ -189,8 +198,17 @@ class Notifier:
         with self._lock:
             return len(self._jobs)
 
+    def _deliver_now(self, n: Notification, channel: AnyChannel) -> None:
+        if isinstance(channel, SmsChannel) and self.sms is not None:
+            name = next(k for k, v in self.settings.channels.items() if v is channel)
+            self.sms.deliver(n, name, channel)
+        else:
+            deliver_now(n, channel, tz=self._tz)
+
     # -- lifecycle (main thread) ---------------------------------------------------------
     def start(self) -> None:
+        if self.sms is not None:
+            self.sms.start()
         if self._thread is not None and self._thread.is_alive():
             return
         if not self._loaded:
@@ -205,6 +223,8 @@ class Notifier:
         take up to its channel's timeout, and then the thread is left behind (daemon)."""
         self._stopping.set()
         self._wake.set()
+        if self.sms is not None:
+            self.sms.stop(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():

@@ -1,4 +1,4 @@
-"""Notification settings: the channels (webhook, e-mail, Telegram) and who hears what.
+"""Notification settings: the channels (webhook, e-mail, Telegram, SMS) and who hears what.
 
 A leaf of the settings: ``hub/settings.py`` nests :class:`NotifySettings` under
 ``[notify]``, so this module imports nothing of the hub (no cycle through the notifier).
@@ -9,9 +9,11 @@ validation error.
 
 from __future__ import annotations
 
+import configparser
 import re
 import urllib.parse
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -115,7 +117,159 @@ class TelegramChannel(_Model):
         return v
 
 
-AnyChannel = WebhookChannel | EmailChannel | TelegramChannel
+# Vietnamese mobile numbers: 0 or +84 (or 84), then 9 digits starting 3, 5, 7, 8 or 9.
+_VN_MOBILE = re.compile(r"(?:\+?84|0)([35789]\d{8})")
+_PHONE_SEPARATORS = re.compile(r"[\s.\-()]")
+
+
+def normalise_phone(value: str) -> str:
+    """A Vietnamese mobile number as ``+84xxxxxxxxx``; ValueError with what to write."""
+    cleaned = _PHONE_SEPARATORS.sub("", value.strip())
+    m = _VN_MOBILE.fullmatch(cleaned)
+    if m is None:
+        raise ValueError(
+            "is not a Vietnamese mobile number: write 0xxxxxxxxx (10 digits) or +84xxxxxxxxx"
+        )
+    return "+84" + m.group(1)
+
+
+#: The folders of gammu-smsd's ``files`` backend, by the key its config file names them.
+SMSD_FOLDERS = {
+    "outbox": "outboxpath",
+    "sent": "sentsmspath",
+    "error": "errorsmspath",
+    "inbox": "inboxpath",
+}
+
+
+AlertSeverity = Literal["warning", "critical"]
+
+
+def _critical_only() -> list[AlertSeverity]:
+    return ["critical"]
+
+
+class SmsChannel(_Model):
+    kind: Literal["sms"] = Field(
+        description="Text messages through a USB GSM modem: gammu-smsd (its files backend) "
+        "sends what the hub puts in its outbox with gammu-smsd-inject."
+    )
+    smsd_config: Path = Field(
+        description="gammu-smsd's config file (e.g. /etc/gammu-smsdrc): its [gammu] section "
+        "names the modem, its [smsd] section must say service = files and the folders."
+    )
+    inject_command: str = Field(
+        "gammu-smsd-inject", min_length=1, description="The program that queues a message."
+    )
+    outbox_dir: Path | None = Field(
+        None, description="gammu-smsd's outbox folder; default its config's outboxpath."
+    )
+    sent_dir: Path | None = Field(
+        None, description="Where gammu-smsd moves what it sent; default its sentsmspath."
+    )
+    error_dir: Path | None = Field(
+        None, description="Where gammu-smsd moves what failed; default its errorsmspath."
+    )
+    inbox_dir: Path | None = Field(
+        None, description="Where gammu-smsd keeps delivery reports; default its inboxpath."
+    )
+    parts: Literal["unicode", "unaccented"] = Field(
+        "unicode",
+        description="unicode: Vietnamese as written, in 67-character parts of one long "
+        "message; unaccented: diacritics removed (đ -> d), sent as separate 160-character "
+        "GSM-7 messages that every old phone shows (a third of the cost).",
+    )
+    max_parts: int = Field(
+        4, ge=1, le=10, description="Parts per message at most; a longer text is cut (…)."
+    )
+    numbers: list[str] = Field(
+        default_factory=list,
+        description="Technicians' phones for the alerts the rules send here (0xxxxxxxxx or "
+        "+84xxxxxxxxx).",
+    )
+    severities: list[AlertSeverity] = Field(
+        default_factory=_critical_only,
+        description="Which rule alerts go out by SMS (each one costs money).",
+    )
+    households: bool = Field(
+        True,
+        description="Emergency announcements go to the opted-in household phones of their "
+        "zones through this channel.",
+    )
+    per_number_per_hour: int = Field(
+        6, ge=1, le=100, description="Messages to one phone per hour at most."
+    )
+    per_hour: int = Field(
+        300, ge=1, le=10_000, description="Messages through the modem per hour at most."
+    )
+    dedupe_s: float = Field(
+        3600.0, ge=0, description="The same text to the same phone is sent once in this time."
+    )
+    delivery_reports: bool = Field(
+        True, description="Ask the network for delivery reports (set DeliveryReport = sms)."
+    )
+    send_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="A message gammu-smsd has not sent in this time is logged failed and "
+        "taken out of its outbox (modem unplugged, no network, gammu-smsd stopped).",
+    )
+    poll_s: float = Field(
+        5.0, gt=0, le=300, description="How often the hub looks at gammu-smsd's folders."
+    )
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, number in enumerate(v):
+            try:
+                phone = normalise_phone(number)
+            except ValueError as e:
+                raise ValueError(f"numbers[{i}] {e}") from None
+            if phone not in out:
+                out.append(phone)
+        return out
+
+    def folders(self) -> dict[str, Path]:
+        """outbox, sent, error, inbox: as set here, else as gammu-smsd's config names them.
+        ValueError names the file, the key and what is wrong."""
+        given = {
+            "outbox": self.outbox_dir,
+            "sent": self.sent_dir,
+            "error": self.error_dir,
+            "inbox": self.inbox_dir,
+        }
+        parser: configparser.ConfigParser | None = None
+        if any(p is None for p in given.values()):
+            parser = configparser.ConfigParser(interpolation=None, strict=False)
+            try:
+                with self.smsd_config.open(encoding="utf-8") as f:
+                    parser.read_file(f)
+            except (OSError, UnicodeDecodeError, configparser.Error) as e:
+                raise ValueError(f"smsd_config: cannot read {self.smsd_config}: {e}") from None
+        out: dict[str, Path] = {}
+        for name, path in given.items():
+            if path is None:
+                assert parser is not None
+                key = SMSD_FOLDERS[name]
+                value = parser.get("smsd", key, fallback="").strip()
+                if not value:
+                    raise ValueError(
+                        f"smsd_config: {self.smsd_config} has no {key} in [smsd] "
+                        f"(or set {name}_dir)"
+                    )
+                path = Path(value)
+            out[name] = path
+        return out
+
+    @model_validator(mode="after")
+    def _check_folders(self) -> SmsChannel:
+        self.folders()
+        return self
+
+
+AnyChannel = WebhookChannel | EmailChannel | TelegramChannel | SmsChannel
 Channel = Annotated[AnyChannel, Field(discriminator="kind")]
 
 
@@ -123,7 +277,7 @@ class NotifySettings(_Model):
     channels: dict[str, Channel] = Field(
         default_factory=dict,
         description="Notification channels by name (rules name them), each with its kind: "
-        "webhook, email or telegram.",
+        "webhook, email, telegram or sms.",
     )
     groups: dict[str, list[str]] = Field(
         default_factory=lambda: {"technicians": list[str](), "head": list[str]()},

@@ -114,6 +114,7 @@ NAV: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("schedule", "/app/schedule", "nav.schedule", ("head", "technician")),
     ("feedback", "/app/feedback", "nav.inbox", ("head",)),
     ("rules", "/app/rules", "nav.rules", ("technician", "head")),
+    ("households", "/app/households", "nav.households", ("head", "technician")),
     ("users", "/app/users", "nav.users", ("admin",)),
 )
 

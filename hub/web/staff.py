@@ -16,6 +16,7 @@ from hub.web import (
     staff_dashboard,
     staff_devices,
     staff_history,
+    staff_households,
     staff_inbox,
     staff_rules,
     staff_schedule,
@@ -31,6 +32,7 @@ for section in (
     staff_history,
     staff_rules,
     staff_inbox,
+    staff_households,
     staff_users,
 ):
     router.include_router(section.router)

@@ -55,6 +55,14 @@ class Phone:
         self.page.click("form.form button[type=submit]")
         self.page.wait_for_url(re.compile(r"/app/$"))
 
+    def tab(self, url: str) -> None:
+        """Open a section from the tab bar as a person would: behind "More" when a phone's
+        bar holds fewer tabs than the role has sections."""
+        link = self.page.locator(f"nav.tabs a[href='{url}']")
+        if not link.is_visible():
+            self.page.click("nav.tabs label.tab-more")
+        link.click()
+
     def shot(self, artifacts: Path, name: str) -> None:
         self.page.screenshot(path=str(artifacts / f"{self.prefix}{name}.png"), full_page=True)
 

@@ -102,7 +102,7 @@ def test_compose_listen_schedule_then_on_air_live_and_stop(
 ) -> None:
     page = phone.page
     phone.sign_in("truong-thon", "head")
-    page.click("nav.tabs a[href='/app/compose']")
+    phone.tab("/app/compose")
     page.wait_for_selector("form[data-compose]")
     assert page.is_visible("[data-source-panel=text]")
     assert not page.is_visible("[data-source-panel=record]")
@@ -176,7 +176,7 @@ def test_compose_listen_schedule_then_on_air_live_and_stop(
     phone.shot(artifacts, "week")
 
     # The dashboard: it goes on air while we watch, with no reload.
-    page.click("nav.tabs a[href='/app/']")
+    phone.tab("/app/")
     page.wait_for_selector("[data-live-indicator]:not([hidden]):not(.is-off)")
     assert page.is_hidden("[data-on-air]")
     assert "Họp tổng kết cuối năm" in page.inner_text("[data-fragment]")
@@ -330,7 +330,7 @@ def test_compose_in_english_and_the_emergency_box(
 def test_a_technician_keeps_the_rules(phone: Phone, web: WebHub, artifacts: Path) -> None:
     page = phone.page
     phone.sign_in("ky-thuat", "technician")
-    page.click("nav.tabs a[href='/app/rules']")
+    phone.tab("/app/rules")
     card = page.locator("#r-ap-offline")
     assert "Điểm phát wifi mất kết nối" in card.inner_text()
     assert card.locator("[role=switch]").get_attribute("aria-checked") == "true"

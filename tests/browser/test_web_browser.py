@@ -101,7 +101,7 @@ def test_every_staff_page_on_a_phone(
     phone.sign_in("tech-pages", "technician")
     phone.shot(artifacts, "dashboard-degraded")
 
-    page.click("nav.tabs a[href='/app/devices']")
+    phone.tab("/app/devices")
     page.wait_for_selector(".device-card")
     assert page.locator(".device-card").count() >= 3
     phone.shot(artifacts, "devices")
@@ -118,7 +118,7 @@ def test_every_staff_page_on_a_phone(
     page.wait_for_url(re.compile(r"range=7d"))
     phone.shot(artifacts, "device-7d")
 
-    page.click("nav.tabs a[href='/app/alerts']")
+    phone.tab("/app/alerts")
     page.wait_for_selector(".alert")
     phone.shot(artifacts, "alerts")
     page.locator(".ack-form button").first.click()
