@@ -57,3 +57,16 @@ class Throttled(HubError, RuntimeError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StorageFull(HubError, OSError):
+    """The data folder is full: nothing more can be saved until there is space (507)."""
+
+
+class StorageFailed(HubError, OSError):
+    """The database refuses writes for another reason (an I/O error, locked, read-only):
+    try again in ``retry_after`` seconds (503)."""
+
+    def __init__(self, message: str, retry_after: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -9,7 +9,9 @@ clock says. A clock that goes back brings next runs back with it.
 
 The table may refuse a write (a full SD card): what was handed to the playout is kept
 in memory before the write, so an occurrence never goes back to the playout twice, the
-schedule goes on from memory, and the hub's ``disk_full`` alert is raised once.
+schedule goes on from memory, and the refusal is reported to the one storage state
+(:mod:`hub.store.space`), which raises the hub's ``disk_full`` alert once. Each tick also
+lets that state probe the storage, so the alert clears once space is freed.
 
 Threads: the loop runs in the ``scheduler`` thread; ``wake`` may be called from any
 thread (after an announcement changes).
@@ -17,7 +19,6 @@ thread (after an announcement changes).
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import sqlite3
@@ -34,6 +35,7 @@ from hub.clock import Clock
 from hub.events import AlertChange, AnnouncementChanged, Broadcast, BroadcastLogged, Dispatcher
 from hub.settings import Settings
 from hub.store.announcements import AnnouncementTable, Row
+from hub.store.space import StorageState
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +71,19 @@ class Scheduler:
         alerts: HubAlerts,
         events: Dispatcher,
         clock_synced: Callable[[], bool | None] = lambda: True,
+        storage: StorageState | None = None,
     ) -> None:
         self.settings, self.clock = settings, clock
         self.table, self.as_run, self.playout = table, as_run, playout
         self.alerts, self.events = alerts, events
         self._clock_synced = clock_synced
+        #: Where a refused write is reported (and the ``disk_full`` alert raised, once).
+        self.storage = storage or StorageState(table.store, settings.data_dir, clock, alerts)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: The open ``clock_unsynced`` alert, cleared once the clock is synchronised.
         self.clock_alert: AlertChange | None = None
-        #: The open ``disk_full`` (or ``storage_failed``) alert, cleared by the next write.
-        self.storage_alert: AlertChange | None = None
         # Scheduler thread only: the last occurrence handed to the playout, per
         # announcement (written before the table is), and schedules the table refused.
         self._handed: dict[str, float] = {}
@@ -138,6 +141,7 @@ class Scheduler:
     def _tick(self) -> float:
         a = self.settings.announcements
         now = self.clock.now()
+        self.storage.recheck()
         self._follow_clock_back(now)
         unsynced = a.require_clock_sync and self._clock_synced() is False
         if unsynced and self.clock_alert is None:
@@ -232,48 +236,21 @@ class Scheduler:
             self._unsaved[row["id"]] = _Unsaved(
                 row["next_run"], row["updated_at"], nxt, handed_over
             )
-            self._storage_failed(e)
+            if self.storage.failed(e, "the schedule") is None:
+                log.error("cannot write the schedule of %s: %s", row["id"], e)
             return False
-        self._storage_ok()
+        self.storage.ok()
         return True
-
-    def _storage_failed(self, e: BaseException) -> None:
-        if self.storage_alert is not None:
-            log.debug("the schedule is still not written: %s", e)
-            return
-        log.error("cannot write the schedule (%s): it goes on from memory", e)
-        if is_disk_full(e):
-            rule, what = "disk_full", "the data folder is full (disk full)"
-        else:
-            rule, what = "storage_failed", f"the database refuses writes ({e})"
-        self.storage_alert = self.alerts.raise_(
-            rule,
-            "critical",
-            f"{what}: scheduled broadcasts still play from the rendered audio, but new "
-            "ones cannot be saved; free space on the SD card or replace it",
-        )
-
-    def _storage_ok(self) -> None:
-        if self.storage_alert is not None:
-            raised, self.storage_alert = self.storage_alert, None
-            log.info("the schedule is written again")
-            self.alerts.clear(raised)
 
     def _log(self, b: Broadcast) -> None:
         try:
             self.as_run.record(b)
         except WRITE_ERRORS as e:
             # A missed row not logged is a line less in the history; the schedule goes on.
-            self._storage_failed(e)
+            if self.storage.failed(e, "the playout log") is None:
+                log.error("cannot log %s of %s: %s", b.status, b.announcement_id, e)
             return
         self.events.publish(BroadcastLogged(b))
-
-
-def is_disk_full(e: BaseException) -> bool:
-    """SQLite's SQLITE_FULL ("database or disk is full") or the system's ENOSPC."""
-    if isinstance(e, sqlite3.Error):
-        return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(e)
-    return isinstance(e, OSError) and e.errno == errno.ENOSPC
 
 
 def _now_item(row: Row) -> bool:

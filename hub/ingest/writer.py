@@ -7,6 +7,11 @@ acknowledge every message of the batch -> publish the typed events
 (the broker re-sends what was not acknowledged); a crash between commit and
 acknowledgement re-sends messages already stored, and those re-deliveries (DUP
 flag, same packet id and content) are recognised and stored once.
+A commit the storage refuses (a full SD card, an I/O error) pauses the writer: the batch
+stays decoded and unacknowledged (the broker keeps QoS 1 messages, its in-flight window
+and ``queue_max`` bound what waits here), the refusal goes to the one storage state
+(:mod:`hub.store.space`: the ``disk_full`` alert, health), and the same rows are tried
+again with a bounded back-off until a commit goes through.
 Between decoding and storing, :mod:`hub.ingest.limits` turns a replayed (retained)
 command and metric names beyond a device's limit into dead letters; ``cmd/announce``
 is stored as an event but is no device.
@@ -18,9 +23,11 @@ thread; ``call`` and ``call_wait`` hand a job to the writer thread from any thre
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 from array import array
 from collections import deque
@@ -47,6 +54,7 @@ from hub.ingest.mqtt import InboundMessage
 from hub.settings import Settings
 from hub.store import Store, immediate
 from hub.store import ingest as repo
+from hub.store.space import StorageState, root_cause
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,11 @@ PACKET_IDS = 65_536
 #: streams; the events table has every reading, and ``tick`` writes what is left over.
 DEVICE_FLUSH_S = 2.0
 
+#: A refused commit is tried again after this long, doubling up to RETRY_MAX_S (real
+#: seconds: the broker and the disk live in real time).
+RETRY_MIN_S = 0.25
+RETRY_MAX_S = 8.0
+
 
 @dataclass(slots=True)
 class IngestStats:
@@ -70,6 +83,8 @@ class IngestStats:
     internal_errors: int = 0
     batches: int = 0
     commit_failures: int = 0
+    #: Jobs refused while the writer is paused and its inbox is full (periodic ticks).
+    jobs_dropped: int = 0
     last_progress: float = 0.0  # monotonic time of the last committed batch
     #: Counts the commits that may have changed the devices or alerts tables (readers key
     #: their caches on it: the same generation, the same rows).
@@ -88,6 +103,20 @@ def digest(topic: str, payload: bytes) -> bytes:
 
 def _epoch(ts: datetime | None, fallback: float) -> float:
     return ts.timestamp() if ts is not None else fallback
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A batch decoded, its health observed: what one transaction writes. Made once per
+    batch, so a retried commit writes the same rows and loses no health change."""
+
+    batch: list[InboundMessage]
+    event_rows: list[repo.EventRow]
+    dead_rows: list[repo.DeadRow]
+    stored: list[Stored]
+    touched: dict[str, DeviceRow]
+    changes: list[Change]
+    seen_now: dict[int, int]  # packet id -> digest, remembered once committed
 
 
 @dataclass(slots=True)
@@ -112,6 +141,7 @@ class Ingest:
         clock: Clock,
         *,
         events: Dispatcher,
+        storage: StorageState | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -119,6 +149,11 @@ class Ingest:
         self.monitor = monitor
         self.clock = clock
         self.events = events
+        self.storage = storage or StorageState(store, settings.data_dir, clock)
+        #: Monotonic time the writer paused (a refused commit), None while it writes.
+        self.paused_since: float | None = None
+        self._held: _Prepared | None = None  # the batch a refused commit holds
+        self._holding = 0  # its size, for ``pending``
         self._ack: Callable[[Sequence[int]], None] = _no_ack
         self.stats = IngestStats()
         # paho thread -> writer: deque.append/popleft are atomic; the event wakes an idle
@@ -184,7 +219,8 @@ class Ingest:
 
     @property
     def pending(self) -> int:
-        return len(self._inbox)
+        """Messages (and jobs) waiting, with the batch a refused commit holds."""
+        return len(self._inbox) + self._holding
 
     # -- paho network thread -----------------------------------------------------------
     def submit(self, msgs: list[InboundMessage]) -> None:
@@ -202,6 +238,12 @@ class Ingest:
 
     # -- any thread: jobs that must run where the writes happen -------------------------
     def call(self, job: Callable[[], None]) -> None:
+        # While the writer is paused, periodic jobs pile up behind the held batch: past
+        # the inbox's bound they are dropped (the next tick comes anyway), so a long full
+        # disk costs no memory.
+        if self.paused_since is not None and len(self._inbox) > 2 * self._queue_max:
+            self.stats.jobs_dropped += 1
+            return
         self._put(job)
 
     def _put(self, item: InboundMessage | Callable[[], None] | None) -> None:
@@ -209,6 +251,9 @@ class Ingest:
         self._wake.set()
 
     def call_wait(self, job: Callable[[], Any], timeout: float = 30.0) -> Any:
+        refused = self.storage.error() if self.paused_since is not None else None
+        if refused is not None:
+            raise refused  # the writer waits for the storage: no request waits behind it
         done = threading.Event()
         box: dict[str, Any] = {}
 
@@ -268,6 +313,9 @@ class Ingest:
                 try:
                     job()
                 except Exception as e:
+                    if self.storage.failed(e, "an ingest job (health tick, rules, retention)"):
+                        self._rollback()  # the storage, not a bug: the next tick tries again
+                        continue
                     self.stats.internal_errors += 1
                     self.stats.last_error = f"job: {type(e).__name__}: {e}"
                     log.exception("ingest job failed")
@@ -275,33 +323,105 @@ class Ingest:
                 self._flush_devices()
                 return
 
+    def _jobs_while_paused(self) -> None:
+        """The held batch waits; the jobs queued behind it do not: the watchdog's probe
+        (a writer stuck on a full disk is not a hung one: killing the hub would silence
+        the loudspeakers and change nothing on the disk), the health tick, the rules'
+        timers. A job that writes fails like the batch and is not retried. Messages keep
+        their place, ahead of any that arrive meanwhile."""
+        others: list[InboundMessage | Callable[[], None] | None] = []
+        jobs: list[Callable[[], None]] = []
+        for _ in range(len(self._inbox)):  # what is queued now; later arrivals stay behind
+            try:
+                item = self._inbox.popleft()
+            except IndexError:
+                break
+            if item is None or isinstance(item, InboundMessage):
+                others.append(item)
+            else:
+                jobs.append(item)
+        self._inbox.extendleft(reversed(others))
+        for job in jobs:
+            try:
+                job()
+            except Exception as e:
+                if not self.storage.failed(e, "an ingest job while ingest is paused"):
+                    log.exception("ingest job failed while ingest is paused")
+                self._rollback()
+
     def _commit_with_retry(self, batch: list[InboundMessage]) -> None:
-        delay = 0.1
+        """Commit the batch; while the storage refuses, hold it (unacknowledged) and try
+        again with a bounded back-off. Logs once when it pauses, once when it resumes."""
+        delay = RETRY_MIN_S
+        attempts = 0
         while True:
             try:
                 self._process(batch)
-                return
             except Exception as e:
-                # The batch is not acknowledged: nothing is lost. Retry with back-off; health
-                # reports the failure meanwhile (disk full, database locked…).
-                self.stats.commit_failures += 1
-                self.stats.last_error = f"commit failed: {type(e).__name__}: {e}"
-                log.exception("ingest commit failed; retrying in %.1f s", delay)
+                attempts += 1
+                self._failed(e, len(batch), first=attempts == 1)
+                self._jobs_while_paused()
                 if self._stopping.wait(delay):
                     return
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            if attempts:
+                paused = self.clock.monotonic() - (self.paused_since or 0.0)
+                log.warning(
+                    "ingest resumed: the held batch is committed after %d attempts (%.0f s)",
+                    attempts,
+                    paused,
+                )
+            self.paused_since, self._holding = None, 0
+            self.storage.ok()
+            return
+
+    def _failed(self, e: Exception, size: int, *, first: bool) -> None:
+        """A refused commit: nothing is acknowledged, so the broker keeps every message."""
+        self._rollback()
+        cause = root_cause(e)
+        st = self.stats
+        st.commit_failures += 1
+        st.last_error = f"commit failed: {type(cause).__name__}: {cause}"
+        kind = self.storage.failed(e, "the ingest writer")
+        if not first:
+            log.debug("ingest commit refused again: %s", cause)
+            return
+        self.paused_since = self.clock.monotonic()
+        self._holding = size
+        if kind is None:
+            log.exception("ingest commit failed; %d messages held, retrying", size)
+        else:
+            log.error(
+                "ingest paused: the storage refuses the commit (%s); %d messages held "
+                "unacknowledged (the broker keeps them), retrying with back-off",
+                cause,
+                size,
+            )
+
+    def _rollback(self) -> None:
+        """SQLite may have rolled back by itself (SQLITE_FULL) or not (a failed COMMIT):
+        a transaction left open would refuse every later BEGIN."""
+        with contextlib.suppress(sqlite3.Error):
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def _process(self, batch: list[InboundMessage]) -> None:
+        """Decode (once per batch), commit, acknowledge, publish."""
+        held = self._held
+        if held is None or held.batch is not batch:
+            held = self._held = self._prepare(batch)
+        self._commit(held)
+        self._held = None
+
+    def _prepare(self, batch: list[InboundMessage]) -> _Prepared:
         st = self.stats
         cap = self.settings.ingest.max_payload_bytes
         keep = self.settings.ingest.dead_letter_bytes
-        event_rows: list[repo.EventRow] = []
-        dead_rows: list[repo.DeadRow] = []
-        stored: list[Stored] = []
-        touched: dict[str, DeviceRow] = {}
-        changes: list[Change] = []
+        p = _Prepared(batch, [], [], [], {}, [], {})
+        event_rows, dead_rows, stored = p.event_rows, p.dead_rows, p.stored
+        touched, changes, seen_now = p.touched, p.changes, p.seen_now
         last = self._last_digest
-        seen_now: dict[int, int] = {}  # packet id -> digest, remembered once committed
         for m in batch:
             st.received += 1
             d = digest(m.topic, m.payload)
@@ -357,31 +477,40 @@ class Ingest:
                     break
                 event_rows.append(row)
                 stored.append(Stored(ev, m.received_at, m.topic))
+        return p
+
+    def _commit(self, p: _Prepared) -> None:
+        st = self.stats
         with immediate(self.conn) as conn:
-            repo.insert_events(conn, event_rows)
-            repo.insert_dead_letters(conn, dead_rows)
+            repo.insert_events(conn, p.event_rows)
+            repo.insert_dead_letters(conn, p.dead_rows)
             mono = self.clock.monotonic()
-            due = [r for r in touched.values() if mono - r.written_at >= DEVICE_FLUSH_S]
+            due = [r for r in p.touched.values() if mono - r.written_at >= DEVICE_FLUSH_S]
             repo.upsert_devices(conn, due)
-            repo.write_changes(conn, changes)
+            repo.write_changes(conn, p.changes)
         for dev in due:
             dev.written_at = mono
-        for dev in touched.values():
-            if dev.written_at == mono:
+        # By what this commit wrote, not by the time: on a clock that did not move since
+        # the last write (a coarse or a fake one), "written_at == now" would take a row
+        # changed since for one written, and its latest metrics would never reach the file.
+        written = {dev.id for dev in due}
+        for dev in p.touched.values():
+            if dev.id in written:
                 self._dirty.pop(dev.id, None)
             else:
                 self._dirty[dev.id] = dev
         # Committed: now, and only now, the broker may forget these messages.
-        for mid, key in seen_now.items():
+        last = self._last_digest
+        for mid, key in p.seen_now.items():
             last[mid] = key
-        self._ack([m.mid for m in batch if m.qos > 0])
-        st.stored += len(event_rows)
-        st.dead_letters += len(dead_rows)
+        self._ack([m.mid for m in p.batch if m.qos > 0])
+        st.stored += len(p.event_rows)
+        st.dead_letters += len(p.dead_rows)
         st.batches += 1
-        if due or changes:
+        if due or p.changes:
             st.generation += 1
         st.last_progress = self.clock.monotonic()
-        self._publish(stored, changes)
+        self._publish(p.stored, p.changes)
 
     def _dead(
         self, m: InboundMessage, reason: str, d: bytes, keep: int, cls: str | None = None
