@@ -8,6 +8,19 @@ import time
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
+#: The year this release was made: a clock before it, or more than SANE_YEARS after it,
+#: is wrong (retention refuses to delete by it; the head's phone may not set it).
+BUILD_YEAR = 2026
+SANE_YEARS = 20
+#: The instants a clock may sanely say, as epoch seconds: [EARLIEST_SANE, LATEST_SANE).
+EARLIEST_SANE = datetime(BUILD_YEAR, 1, 1, tzinfo=UTC).timestamp()
+LATEST_SANE = datetime(BUILD_YEAR + SANE_YEARS + 1, 1, 1, tzinfo=UTC).timestamp()
+
+
+def sane_time(ts: float) -> bool:
+    """Between the build year and SANE_YEARS after it (NaN is not)."""
+    return EARLIEST_SANE <= ts < LATEST_SANE
+
 
 class Clock(Protocol):
     def now(self) -> datetime:

@@ -5,23 +5,24 @@ database it trims the render cache: audio no announcement uses (listen previews,
 versions an edit replaced), unused for ``render_cache_days``.
 
 Every cut-off is "now minus so many days": a clock that jumped to 2036 would delete
-everything. So a sweep first checks the clock against what the database has seen (the
-newest event received, the last sweep) and the year this hub was built; a clock beyond
-that bound deletes nothing and moves no watermark, and a watermark a jump left ahead of
-the clock comes back to it.
+everything. So a sweep first asks whether the clock is trusted at all (NTP, an RTC read
+at boot, or the head's phone this boot: :mod:`hub.services.clock`), then checks it
+against what the database has seen (the newest event received, the last sweep) and the
+year this hub was built; a clock that fails any of these deletes nothing and moves no
+watermark, and a watermark a jump left ahead of the clock comes back to it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.clock import Clock
+from audio.cache import Keep, RenderCache, needed_soon_s
+from hub.clock import LATEST_SANE, SANE_YEARS, Clock
 from hub.settings import RetentionSettings
 from hub.store import Store
 
@@ -30,16 +31,13 @@ log = logging.getLogger(__name__)
 HOUR = 3600.0
 DAY = 86_400.0
 
-#: The year this release was made: a clock more than SANE_YEARS after it is wrong.
-BUILD_YEAR = 2026
-SANE_YEARS = 20
 #: A clock further ahead than this of the newest event and of the last sweep is not
 #: trusted to delete (a hub down for longer sweeps again once events come in).
 AHEAD_S = 7 * DAY
 
 
 class ClockNotTrusted(Exception):
-    """The clock is beyond the sanity bound: this sweep deletes nothing."""
+    """The clock is not trusted or beyond the sanity bound: this sweep deletes nothing."""
 
 
 class Retention:
@@ -52,8 +50,11 @@ class Retention:
         clock: Clock,
         render_dir: Path | None = None,
         render_lock: threading.Lock | None = None,
+        clock_synced: Callable[[], bool | None] = lambda: True,
     ) -> None:
         self.settings = settings
+        #: Is the clock trusted (NTP, RTC, the head's phone)? False: nothing is deleted.
+        self.clock_synced = clock_synced
         self.store = store
         self.conn = ingest_conn
         self.clock = clock
@@ -61,9 +62,15 @@ class Retention:
         self.render_lock = render_lock or threading.Lock()
 
     def check_clock(self, now: float) -> None:
-        """Raise :class:`ClockNotTrusted` when ``now`` is past the sanity bound."""
-        year = datetime.fromtimestamp(now, UTC).year
-        if year > BUILD_YEAR + SANE_YEARS:
+        """Raise :class:`ClockNotTrusted` when the clock is not trusted or ``now`` is past
+        the sanity bound."""
+        if self.clock_synced() is False:
+            raise ClockNotTrusted(
+                "the clock is not trusted (no NTP, no RTC read at boot, not set from the "
+                "head's phone since boot)"
+            )
+        if now >= LATEST_SANE:
+            year = datetime.fromtimestamp(now, UTC).year
             raise ClockNotTrusted(
                 f"the clock says {year}, more than {SANE_YEARS} years after this release"
             )
@@ -174,9 +181,12 @@ class Retention:
         log.debug("retention sweep done")
 
     def sweep_render_cache(self, now: float) -> int:
-        """Delete cache entries (``<key>.json``, ``.wav``, the web file) that no
-        announcement names and nothing used for ``render_cache_days`` (a cache hit renews
-        the entry's time); and render folders a crash left. How many entries went."""
+        """The render cache (``audio/cache.py``): entries no announcement names and unused
+        for ``render_cache_days`` go (a cache hit renews an entry), and render folders a
+        crash left; then the cache is brought within ``audio.render_cache_mb`` (the budget
+        the renderer set on the same cache object) by what the announcements say: an
+        emergency's audio never goes, a coming occurrence's last, and never when due
+        within ``needed_soon_s``. How many entries went."""
         d = self.render_dir
         if d is None or not d.is_dir():
             return 0
@@ -184,41 +194,31 @@ class Retention:
         if not self.render_lock.acquire(blocking=False):
             return 0
         try:
-            used = {
-                Path(p).name
-                for row in self.conn.execute(
-                    "SELECT render_wav, render_web FROM announcements"
-                    " WHERE render_wav IS NOT NULL OR render_web IS NOT NULL"
-                )
-                for p in row
-                if p
-            }
-            cutoff = now - self.settings.render_cache_days * DAY
-            entries: dict[str, list[Path]] = {}
-            for f in d.iterdir():
-                if f.name.startswith("."):  # a render's folder or a temporary file
-                    with contextlib.suppress(OSError):
-                        if f.stat().st_mtime < now - DAY and f.is_dir():
-                            shutil.rmtree(f)
-                        elif f.stat().st_mtime < now - DAY:
-                            f.unlink()
-                    continue
-                entries.setdefault(f.name.split(".", 1)[0], []).append(f)
-            removed = 0
-            for files in entries.values():
-                if any(f.name in used for f in files):
-                    continue
-                try:
-                    last = max(f.stat().st_mtime for f in files)
-                except OSError:
-                    continue
-                if last < cutoff:
-                    for f in files:
-                        with contextlib.suppress(FileNotFoundError):
-                            f.unlink()
-                    removed += 1
+            named: set[str] = set()
+            pinned: set[str] = set()
+            needed: dict[str, float] = {}
+            for wav, web, priority, status, next_run, on_air in self.conn.execute(
+                # on_air: handed to the playout and not logged yet (queued or playing)
+                "SELECT render_wav, render_web, priority, status, next_run, last_run IS NOT"
+                " NULL AND NOT EXISTS (SELECT 1 FROM broadcasts b WHERE b.announcement_id = a.id"
+                " AND b.scheduled_for = a.last_run) FROM announcements a"
+                " WHERE render_wav IS NOT NULL OR render_web IS NOT NULL"
+            ):
+                keys = {RenderCache.key_of(Path(p)) for p in (wav, web) if p}
+                named |= keys
+                if priority == "emergency" or on_air:
+                    pinned |= keys
+                if status in ("scheduled", "draft") and next_run is not None:
+                    needed |= {k: min(needed.get(k, next_run), next_run) for k in keys}
+            cache = RenderCache.at(d)
+            cache.rescan()  # the running size, counted again from the disk
+            cache.remove_leftovers(now - DAY)
+            cache.pin(pinned)  # audio rendered before emergencies were marked
+            removed = cache.expire(now - self.settings.render_cache_days * DAY, keep=named)
+            soon = now + needed_soon_s(self.settings.sweep_interval_s)
+            removed += len(cache.trim(Keep(frozenset(pinned), needed, soon)))
             if removed:
-                log.info("render cache: %d unused entries deleted", removed)
+                log.info("render cache: %d entries deleted", removed)
             return removed
         finally:
             self.render_lock.release()
