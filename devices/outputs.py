@@ -1,4 +1,5 @@
-"""Switched outputs the automation rules pulse: a siren relay, a warning light.
+"""Switched outputs the automation rules pulse (a siren relay, a warning light), and every
+output driven off from outside the hub (``langso gpio off``).
 
 Threads: ``pulse()`` runs in the caller's thread; the timer that switches an output off
 runs in its own timer thread; ``close()`` is also an atexit handler.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -92,3 +94,39 @@ class SwitchedOutputs(Part):
                     device.off()
                 finally:
                     device.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchedOff:
+    """One output driven to its off level by :func:`switch_off` (or why it could not be)."""
+
+    what: str
+    pin: int
+    active_high: bool
+    level: int | None  # the pin's level after (1 high, 0 low); None if it could not be opened
+    error: str | None = None
+
+
+def switch_off(
+    wiring: Mapping[str, tuple[int, bool]], *, pin_factory: Any = None
+) -> list[SwitchedOff]:
+    """Drive each output (what → (BCM pin, active_high)) to its off level, on its own: a
+    pin that cannot be opened does not keep the others on. For a process that does not
+    own the PA box (``langso gpio off`` after the hub died): on a Pi an output keeps its
+    level when the process that drove it is gone."""
+    done: list[SwitchedOff] = []
+    for what, (pin, active_high) in wiring.items():
+        try:
+            device = DigitalOutputDevice(
+                pin, active_high=active_high, initial_value=False, pin_factory=pin_factory
+            )
+        except Exception as e:  # gpiozero's: pin busy, no pin library, not a Pi...
+            done.append(SwitchedOff(what, pin, active_high, None, f"{type(e).__name__}: {e}"))
+            continue
+        try:
+            device.off()
+            level = int(device.pin.state)
+        finally:
+            device.close()
+        done.append(SwitchedOff(what, pin, active_high, level))
+    return done

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
+from hub.cli_gpio import add_gpio_parser
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings, load_settings
 
@@ -61,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hub.events import AlertChanged
     from hub.server import create_app
     from hub.store.backup import record
+    from hub.watchdog import serve
 
     settings = _settings(args)
     logging.basicConfig(
@@ -82,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"(site {settings.site}, broker {settings.mqtt.host}:{settings.mqtt.port})",
         flush=True,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.http.host,
         port=settings.http.port,
@@ -94,6 +96,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         # default believes 127.0.0.1, so anything on the Pi could claim any address).
         forwarded_allow_ips=settings.http.trusted_proxies,
     )
+
+    def ready() -> None:
+        # systemd (Type=notify): READY=1 once HTTP listens and the hub's threads run.
+        if hub.watchdog is not None:
+            hub.watchdog.ready(f"serving http://{settings.http.host}:{settings.http.port}/")
+
+    if not serve(config, ready):
+        return 3  # uvicorn's own code for a server that could not start
     return 0
 
 
@@ -109,6 +119,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return restore(settings, Path(args.file), hub_url=_hub_url(settings))
+
+
+def cmd_gpio_off(args: argparse.Namespace) -> int:
+    from hub.cli_gpio import gpio_off
+
+    return gpio_off(_settings(args), hub_failed=args.hub_failed)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -457,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("file", help="a backup: hub-YYYYmmdd-HHMMSS.db.gz or a plain .db")
     rs.set_defaults(func=cmd_restore)
+    add_gpio_parser(sub, with_config, cmd_gpio_off)
     return p
 
 

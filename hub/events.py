@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 DeviceStatus = Literal["online", "degraded", "offline", "unknown"]
 Priority = Literal["normal", "high", "emergency"]
-BroadcastStatus = Literal["played", "missed", "preempted", "failed", "cancelled"]
+BroadcastStatus = Literal[
+    "played", "missed", "preempted", "failed", "cancelled", "interrupted", "playing"
+]
 
 
 @dataclass(frozen=True, slots=True)

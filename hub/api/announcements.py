@@ -210,7 +210,8 @@ def tts_preview(hub: HubDep, user: Head, body: PreviewIn) -> FileResponse:
 def list_broadcasts(
     hub: HubDep,
     since: str | None = None,
-    status: Literal["played", "missed", "preempted", "failed", "cancelled"] | None = None,
+    status: Literal["played", "missed", "preempted", "failed", "cancelled", "interrupted"]
+    | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict[str, Any]]:
     """The playout log (as-run report), newest first."""

@@ -8,14 +8,21 @@ Timing: a job is handed over ahead of its instant; the amplifier (and the zone
 relays, and the on-air LED) switch on ``lead_in_s`` before it, so that at the
 scheduled second only the sink starts and the first words are not clipped.
 
+A broadcast's as-run row is written ``playing`` before the amplifier goes on and
+finished when it ends (:mod:`hub.broadcast.as_run`); a row a dead hub left ``playing`` is
+logged ``interrupted`` at the next start and, as the settings say, replayed once.
+
 Threads: everything here runs in the ``playout`` thread; ``submit`` and
-``stop_current`` may be called from any thread.
+``stop_current`` may be called from any thread. ``heartbeat`` is the monotonic time of the
+loop's last turn (the systemd watchdog reads it): the loop turns at least every
+``IDLE_TURN_S`` when idle and every ``PROGRESS_S`` on air.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -24,22 +31,29 @@ from typing import Any, Protocol
 
 from audio.errors import AudioError
 from audio.sinks import Playback, Sink
+from hub.broadcast.as_run import AsRunWriter, PlayoutLog
 from hub.broadcast.recurrence import in_window, window_end
 from hub.clock import Clock
 from hub.events import (
     Broadcast,
-    BroadcastLogged,
     BroadcastStatus,
     Dispatcher,
     PlayoutState,
     PlayoutStateChanged,
     Priority,
 )
+from hub.store.announcements import REPLAY_OF
 
 log = logging.getLogger(__name__)
 
 RANK: dict[str, int] = {"emergency": 0, "high": 1, "normal": 2}
 Status = BroadcastStatus
+__all__ = ["Job", "PaAdapter", "PaLike", "Playout", "PlayoutLog", "PlayoutPolicy"]
+
+#: The idle loop turns at least this often: the watchdog's heartbeat, the log's retries.
+IDLE_TURN_S = 5.0
+#: On air, a progress mark is written this often (coarse: the SD card matters).
+PROGRESS_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,8 @@ class Job:
     duration_s: float
     zones: tuple[str, ...] = ("all",)
     title: str = ""
+    #: A replay of a broadcast a restart cut: the instant that one was due.
+    replay_of: datetime | None = None
 
     @property
     def rank(self) -> tuple[int, datetime]:
@@ -111,13 +127,7 @@ class _Current:
     playback: Playback | None = None
     preempted_by: str | None = None
     stopped_by: str | None = None
-
-
-class PlayoutLog(Protocol):
-    """Where the playout writes its as-run log (hub.store.announcements.BroadcastLog)."""
-
-    def record(self, b: Broadcast) -> None: ...
-    def played_today(self, day_start: datetime) -> int: ...
+    row: int | None = None  # its as-run row, written ``playing`` before the amplifier
 
 
 class Playout:
@@ -137,6 +147,9 @@ class Playout:
     ) -> None:
         self.sink, self.pa, self.clock, self.policy = sink, pa, clock, policy
         self.events, self.as_run = events, as_run
+        self.writer = AsRunWriter(as_run, events)
+        #: Monotonic time of the loop's last turn (the watchdog's sign of progress).
+        self.heartbeat = time.monotonic()
         self.trace = trace or (lambda what, at: None)
         self._lock = threading.Lock()
         self._pending: list[Job] = []
@@ -149,6 +162,7 @@ class Playout:
     # -- any thread ---------------------------------------------------------------------
     def start(self) -> None:
         self._stop.clear()
+        self.heartbeat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="playout", daemon=True)
         self._thread.start()
 
@@ -221,19 +235,24 @@ class Playout:
     # -- playout thread -------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             self._wake.clear()
+            # Rows the database refused before: written now if it takes writes again.
+            self.writer.flush()
             job, wait = self._next()
             if job is None:
-                self.clock.sleep(wait, self._wake)
+                self.clock.sleep(min(wait, IDLE_TURN_S), self._wake)
                 continue
+            cur = self._current
             try:
                 self._play(job)
             except Exception as e:  # never leave the amplifier on, never die
                 log.exception("playout of %s failed", job.announcement_id)
                 self._safe_off()
-                self._log(job, "failed", detail=f"{type(e).__name__}: {e}")
                 with self._lock:
                     self._current = None
+                row = cur.row if cur is not None else None
+                self._log(job, "failed", detail=f"{type(e).__name__}: {e}", row=row)
                 self._publish_state()
 
     def _next(self) -> tuple[Job | None, float]:
@@ -274,6 +293,15 @@ class Playout:
         p = self.policy
         cur = self._current
         assert cur is not None
+        # The row before the amplifier: a hub that dies on air leaves it ``playing``.
+        cur.row = self.writer.begin(
+            job.announcement_id,
+            job.scheduled_for,
+            zones=job.zones,
+            priority=job.priority,
+            at=self.clock.now(),
+            detail=_replay_note(job),
+        )
         # Relays first, amplifier second: switching a relay under load clicks in every
         # speaker of the village.
         self.pa.select_zones(job.zones)
@@ -315,9 +343,8 @@ class Playout:
                 "playing", job.announcement_id, job.title, job.priority, started, job.zones
             )
         )
-        # Bounded wait: a sink that hangs is cut after its length plus a margin.
-        limit = job.duration_s * 1.5 + 30
-        if not playback.wait(limit):
+        if not self._wait_on_air(cur, playback, started):
+            limit = job.duration_s * 1.5 + 30
             playback.stop()
             playback.wait(5)
             self._finish(
@@ -325,6 +352,20 @@ class Playout:
             )
             return
         self._finish(job, started, playback.ended_at or self.clock.now(), error=playback.error)
+
+    def _wait_on_air(self, cur: _Current, playback: Playback, started: datetime) -> bool:
+        """Wait for the sink, bounded (a sink that hangs is cut after its length plus a
+        margin), marking progress every ``PROGRESS_S``; False if it had to be cut."""
+        limit = cur.job.duration_s * 1.5 + 30
+        waited = 0.0
+        while waited < limit:
+            step = min(PROGRESS_S, limit - waited)
+            if playback.wait(step):
+                return True
+            waited += step
+            self.heartbeat = time.monotonic()
+            self.writer.progress(cur.row, started_at=started, at=self.clock.now())
+        return playback.wait(0)
 
     def _finish(
         self,
@@ -357,7 +398,7 @@ class Playout:
             self.trace("handover", self.clock.now())
         else:
             self._tail_off()
-        self._log(job, status, started=started, ended=ended, detail=detail)
+        self._log(job, status, started=started, ended=ended, detail=detail, row=cur.row)
         self._set_state(PlayoutState())
 
     def _tail_off(self) -> None:
@@ -382,7 +423,11 @@ class Playout:
         started: datetime | None = None,
         ended: datetime | None = None,
         detail: str | None = None,
+        row: int | None = None,
     ) -> None:
+        note = _replay_note(job)
+        if note is not None:
+            detail = f"{detail}; {note}" if detail else note
         b = Broadcast(
             job.announcement_id,
             job.scheduled_for,
@@ -393,14 +438,9 @@ class Playout:
             ended,
             detail,
         )
-        try:
-            self.as_run.record(b)
-        except Exception:
-            log.exception("writing the playout log failed")
-            return
-        # The row first: what a subscriber reads back (the announcement's last broadcast)
-        # is already there.
-        self.events.publish(BroadcastLogged(b))
+        # Written now, or kept until the database takes writes again; BroadcastLogged
+        # follows the write.
+        self.writer.logged(b, row)
 
     def _set_state(self, state: PlayoutState) -> None:
         self.state = state
@@ -411,3 +451,9 @@ class Playout:
             self.state = replace(self.state, queue=tuple(j.announcement_id for j in self._pending))
             state = self.state
         self.events.publish(PlayoutStateChanged(state))
+
+
+def _replay_note(job: Job) -> str | None:
+    if job.replay_of is None:
+        return None
+    return f"{REPLAY_OF}{job.replay_of.astimezone(UTC).isoformat().replace('+00:00', 'Z')}"

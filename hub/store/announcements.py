@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from hub.clock import iso, utc_iso
-from hub.events import AnnouncementChanged, Broadcast
+from hub.events import AnnouncementChanged, Broadcast, Priority
 from hub.store import Store
 from hub.wire import broadcast_json
 from hub.words.schedule import describe_schedule
@@ -59,6 +61,9 @@ class AnnouncementTable:
         self.tz = tz
         #: Bumped after every commit here: readers key their caches on it.
         self.generation = 0
+        #: Monotonic time of the scheduler's last look at the table (:meth:`due`, once per
+        #: turn of its loop): the systemd watchdog's sign that the scheduler makes progress.
+        self.looked_at = time.monotonic()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -111,6 +116,7 @@ class AnnouncementTable:
 
     def due(self, limit: int = 200) -> list[Row]:
         """Scheduled announcements, soonest first (the scheduler's look at the table)."""
+        self.looked_at = time.monotonic()
         return self.store.query(
             "SELECT * FROM announcements WHERE status='scheduled' AND next_run IS NOT NULL"
             " ORDER BY next_run LIMIT ?",
@@ -127,9 +133,11 @@ class AnnouncementTable:
 
     def as_json(self, row: Row, *, staff: bool) -> dict[str, Any]:
         """An announcement as the API returns it (``staff`` adds who wrote and approved it)."""
+        # A row still ``playing`` is not a broadcast logged yet (the playout's state says
+        # what is on air): the last broadcast is the last one that ended.
         last = self.store.one(
-            "SELECT * FROM broadcasts WHERE announcement_id=? ORDER BY scheduled_for DESC,"
-            " id DESC LIMIT 1",
+            "SELECT * FROM broadcasts WHERE announcement_id=? AND status != 'playing'"
+            " ORDER BY scheduled_for DESC, id DESC LIMIT 1",
             (row["id"],),
         )
         tz = self.tz
@@ -235,8 +243,38 @@ class AnnouncementTable:
         )
 
 
+#: What a line of the log says when it is a replay of a broadcast a restart cut.
+REPLAY_OF = "replay of the broadcast of "
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A broadcast left ``playing`` by a hub that died on air, now logged ``interrupted``."""
+
+    row_id: int
+    announcement_id: str
+    scheduled_for: datetime
+    priority: Priority
+    zones: tuple[str, ...]
+    #: How far it got by its last progress mark (None: cut before the first mark).
+    played_s: float | None
+    duration_s: float
+    #: It was itself a replay: it is never replayed again.
+    replay: bool
+    title: str
+    render_wav: str | None
+    #: The announcement's status now ('cancelled' ones are not replayed).
+    announcement_status: str
+
+
 class BroadcastLog:
-    """The playout log (as-run report): one row per occurrence played, missed or cut."""
+    """The playout log (as-run report): one row per occurrence played, missed or cut.
+
+    A broadcast's row is written ``playing`` before the amplifier goes on (its
+    ``ended_at`` is then the last progress mark, rewritten at most every few seconds) and
+    finished when it ends; a row still ``playing`` at start is a broadcast a crash or a
+    power cut cut short: :meth:`interrupt_left_playing` logs it ``interrupted``.
+    """
 
     def __init__(self, table: AnnouncementTable) -> None:
         # Through the announcements' table: a logged broadcast changes the announcement's
@@ -245,21 +283,102 @@ class BroadcastLog:
 
     def record(self, b: Broadcast) -> None:
         with self.table.write() as conn:
-            conn.execute(
-                "INSERT INTO broadcasts(announcement_id, scheduled_for, started_at, ended_at,"
-                " status, zones, priority, detail) VALUES (?,?,?,?,?,?,?,?)"
-                " ON CONFLICT DO NOTHING",
+            _insert(conn, b)
+
+    def begin(
+        self,
+        announcement_id: str,
+        scheduled_for: datetime,
+        *,
+        zones: Sequence[str],
+        priority: str,
+        at: datetime,
+        detail: str | None,
+    ) -> int | None:
+        """The row of a broadcast going on air (``playing``); None if the occurrence is
+        logged already (the unique index: one row per occurrence but preempted ones)."""
+        with self.table.write() as conn:
+            row = conn.execute(
+                "INSERT INTO broadcasts(announcement_id, scheduled_for, started_at, status,"
+                " zones, priority, detail) VALUES (?,?,?,'playing',?,?,?)"
+                " ON CONFLICT DO NOTHING RETURNING id",
                 (
-                    b.announcement_id,
-                    b.scheduled_for.timestamp(),
+                    announcement_id,
+                    scheduled_for.timestamp(),
+                    at.timestamp(),
+                    json.dumps(list(zones)),
+                    priority,
+                    detail,
+                ),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def progress(self, row_id: int, *, started_at: datetime, at: datetime) -> None:
+        """How far a broadcast on air got: the sink's start and the latest mark."""
+        with self.table.write() as conn:
+            conn.execute(
+                "UPDATE broadcasts SET started_at=?, ended_at=? WHERE id=? AND status='playing'",
+                (started_at.timestamp(), at.timestamp(), row_id),
+            )
+
+    def finish(self, row_id: int, b: Broadcast) -> None:
+        """The broadcast on air ended as ``b`` says (its row is inserted if it is gone)."""
+        with self.table.write() as conn:
+            cur = conn.execute(
+                "UPDATE broadcasts SET status=?, started_at=?, ended_at=?, detail=? WHERE id=?",
+                (
+                    b.status,
                     b.started_at.timestamp() if b.started_at else None,
                     b.ended_at.timestamp() if b.ended_at else None,
-                    b.status,
-                    json.dumps(list(b.zones)),
-                    b.priority,
                     b.detail,
+                    row_id,
                 ),
             )
+            if cur.rowcount == 0:
+                _insert(conn, b)
+
+    def interrupt_left_playing(self) -> list[Cut]:
+        """At start: rows left ``playing`` (the hub died on air) become ``interrupted``,
+        with how far each got, in one transaction."""
+        cuts: list[Cut] = []
+        with self.table.write() as conn:
+            rows = conn.execute(
+                "SELECT b.*, a.duration_s AS a_duration, a.title AS a_title, a.render_wav,"
+                " a.status AS a_status FROM broadcasts b JOIN announcements a ON a.id ="
+                " b.announcement_id WHERE b.status='playing' ORDER BY b.id"
+            ).fetchall()
+            for r in rows:
+                played = (
+                    None
+                    if r["ended_at"] is None or r["started_at"] is None
+                    else max(0.0, r["ended_at"] - r["started_at"])
+                )
+                duration = float(r["a_duration"] or 0.0)
+                conn.execute(
+                    "UPDATE broadcasts SET status='interrupted', detail=? WHERE id=?",
+                    (_cut_detail(played, duration, r["detail"]), r["id"]),
+                )
+                cuts.append(
+                    Cut(
+                        r["id"],
+                        r["announcement_id"],
+                        datetime.fromtimestamp(r["scheduled_for"], UTC),
+                        r["priority"],
+                        tuple(json.loads(r["zones"])),
+                        played,
+                        duration,
+                        bool(r["detail"] and REPLAY_OF in r["detail"]),
+                        r["a_title"],
+                        r["render_wav"],
+                        r["a_status"],
+                    )
+                )
+        return cuts
+
+    def logged(self, row_id: int) -> Broadcast | None:
+        """One line of the log as it is stored."""
+        row = self.table.store.one("SELECT * FROM broadcasts WHERE id=?", (row_id,))
+        return None if row is None else _broadcast(row)
 
     def played_today(self, day_start: datetime) -> int:
         """Normal and priority broadcasts played since ``day_start`` (the daily cap)."""
@@ -273,10 +392,11 @@ class BroadcastLog:
     def recent(
         self, *, since: float | None, limit: int, status: str | None
     ) -> list[dict[str, Any]]:
-        """Newest first, each with its announcement's title."""
+        """Newest first, each with its announcement's title; what is on air now (its row
+        still ``playing``) is the playout's state, not yet a line of the log."""
         sql = (
             "SELECT b.*, a.title FROM broadcasts b JOIN announcements a ON a.id ="
-            " b.announcement_id WHERE b.scheduled_for >= ?"
+            " b.announcement_id WHERE b.scheduled_for >= ? AND b.status != 'playing'"
         )
         args: list[Any] = [since or 0.0]
         if status:
@@ -286,3 +406,33 @@ class BroadcastLog:
             sql + " ORDER BY b.scheduled_for DESC, b.id DESC LIMIT ?", [*args, limit]
         )
         return [_broadcast_row_json(r, r["title"]) for r in rows]
+
+
+def _insert(conn: sqlite3.Connection, b: Broadcast) -> None:
+    conn.execute(
+        "INSERT INTO broadcasts(announcement_id, scheduled_for, started_at, ended_at,"
+        " status, zones, priority, detail) VALUES (?,?,?,?,?,?,?,?)"
+        " ON CONFLICT DO NOTHING",
+        (
+            b.announcement_id,
+            b.scheduled_for.timestamp(),
+            b.started_at.timestamp() if b.started_at else None,
+            b.ended_at.timestamp() if b.ended_at else None,
+            b.status,
+            json.dumps(list(b.zones)),
+            b.priority,
+            b.detail,
+        ),
+    )
+
+
+def _cut_detail(played: float | None, duration: float, detail: str | None) -> str:
+    """How far it got (``cut after ~20 s of 41 s``), and what the row said before (a
+    replay says so)."""
+    total = f"{duration:.0f} s"
+    what = (
+        f"cut in its first seconds, of {total}"
+        if played is None
+        else f"cut after ~{played:.0f} s of {total}"
+    )
+    return f"{what}; {detail}" if detail else what

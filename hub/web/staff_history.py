@@ -30,7 +30,7 @@ from hub.words.times import duration_text, when_text
 
 router = APIRouter(include_in_schema=False)
 
-BROADCAST_STATUSES = ("played", "missed", "preempted", "failed", "cancelled")
+BROADCAST_STATUSES = ("played", "missed", "preempted", "failed", "cancelled", "interrupted")
 #: Rows on the history page (the CSV export has them all, up to EXPORT_ROWS).
 HISTORY_ROWS = 300
 EXPORT_ROWS = 50_000
