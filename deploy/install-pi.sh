@@ -1,25 +1,45 @@
 #!/usr/bin/env bash
 # Install or upgrade Làng Số Hub on a Raspberry Pi (Raspberry Pi OS Bookworm, arm64 or
 # armhf) or Debian 12, from this checkout, as root:
-#     sudo deploy/install-pi.sh            install / upgrade
+#     sudo deploy/install-pi.sh            install / upgrade, and (re)start the hub
 #     deploy/install-pi.sh --dry-run       print what it would do, change nothing
+# Options:
+#   --no-start        install and enable everything, start and restart nothing (an image
+#                     prepared for another Pi, a machine without systemd running, a test)
+#   --wheelhouse DIR  install the Python packages from the wheels in DIR only, no internet
+#                     (make DIR on a machine with internet, same CPU: see deploy/README.md)
+#   --rtc ds3231      a DS3231 clock board is fitted: turn on its overlay (Pi only; reboot)
 # Safe to run again: an upgrade reinstalls the code and the systemd units and keeps
 # /etc/langso (settings, broker password), the data in /var/lib/langso, the broker
-# accounts, and any broker file edited here. See deploy/README.md.
+# accounts, and any broker file edited here. deploy/uninstall-pi.sh removes it.
 set -euo pipefail
 
 usage() {
-  sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
+bad_usage() { echo "install-pi.sh: $*" >&2; usage >&2; exit 2; }
 
-DRY_RUN=0
-for arg in "$@"; do
-  case $arg in
-    -n | --dry-run) DRY_RUN=1 ;;
+DRY_RUN=0 NO_START=0 WHEELHOUSE="" RTC=""
+while (($#)); do
+  case $1 in
+    -n | --dry-run) DRY_RUN=1; shift ;;
+    --no-start) NO_START=1; shift ;;
+    --wheelhouse)
+      [[ -n ${2:-} ]] || bad_usage "--wheelhouse needs a folder of wheels"
+      WHEELHOUSE=$2; shift 2 ;;
+    --rtc)
+      [[ ${2:-} == ds3231 ]] || bad_usage "--rtc: the supported clock board is ds3231"
+      RTC=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "install-pi.sh: unknown option $arg" >&2; usage >&2; exit 2 ;;
+    *) bad_usage "unknown option $1" ;;
   esac
 done
+if [[ -n $WHEELHOUSE ]]; then
+  if [[ ! -d $WHEELHOUSE ]] || ! compgen -G "$WHEELHOUSE/*.whl" >/dev/null; then
+    bad_usage "--wheelhouse $WHEELHOUSE: no *.whl files there"
+  fi
+  WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
+fi
 
 CHECKOUT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -33,7 +53,14 @@ ENV_FILE=$ETC/hub.env
 SUMS=$ETC/installed-files.sha256
 DATA=/var/lib/langso
 UNIT_DIR=/etc/systemd/system
-UNITS=(langso-hub.service langso-backup.service langso-backup.timer)
+# Every unit shipped in deploy/systemd (the hub, its backup, its safe state...), so a unit
+# added there is installed without touching this script.
+mapfile -t UNITS < <(cd "$CHECKOUT/deploy/systemd" && compgen -G 'langso-*.service' | sort &&
+  compgen -G 'langso-*.timer' | sort)
+((${#UNITS[@]})) || { echo "install-pi.sh: no units in $CHECKOUT/deploy/systemd" >&2; exit 1; }
+# The distribution's Python, never one from root's PATH (a pyenv shim in /root would give
+# a venv the langso user cannot run).
+SYS_PYTHON=/usr/bin/python3
 MOSQ_CONF=/etc/mosquitto/conf.d/langso.conf
 # The broker's accounts and their rights (Mosquitto's dynamic-security plugin, which
 # rewrites it as the mosquitto user, in the directory Debian gives that user).
@@ -132,16 +159,23 @@ as_hub_user() {
 }
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
+# A package this distribution offers (Raspberry Pi OS and Debian both have fake-hwclock).
+available() { [[ $(apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p') =~ ^[0-9] ]]; }
 
 # ---- 0. Preflight ---------------------------------------------------------------------
 ((DRY_RUN)) && echo "Dry run: nothing is changed; this is what an install would do."
 if ((!DRY_RUN)) && [[ $(id -u) -ne 0 ]]; then
   die "run as root: sudo $0 (or --dry-run to see the plan)"
 fi
+SYSTEMD=1
 if [[ ! -d /run/systemd/system ]]; then
-  ((DRY_RUN)) || die "systemd is not running here (PID 1): the hub is installed as systemd units"
-  note "(systemd is not running on this machine: a real install would stop here)"
+  SYSTEMD=0
+  ((DRY_RUN || NO_START)) ||
+    die "systemd is not running here (PID 1): the hub is installed as systemd units (--no-start installs them without starting anything)"
+  note "(systemd is not running on this machine: units are installed and enabled, not started)"
 fi
+IS_PI=0
+grep -qs "Raspberry Pi" /proc/device-tree/model && IS_PI=1
 # shellcheck source=/dev/null
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-unknown}")
 [[ $codename == bookworm ]] || warn "tested on Debian 12 / Raspberry Pi OS Bookworm, this is '$codename'"
@@ -154,6 +188,12 @@ packages=("${PACKAGES[@]}")
 # (they conflict).
 if ! installed systemd-timesyncd && ! installed chrony && ! installed ntpsec && ! installed ntp; then
   packages+=(systemd-timesyncd)
+fi
+# After a power cut without internet a Pi starts at 1970 (or its build date); fake-hwclock
+# saves the time every hour and at shutdown and sets it back at boot: the clock then never
+# goes back behind the last time the Pi ran. Not on other machines: they have a clock.
+if ((IS_PI)) && available fake-hwclock; then
+  packages+=(fake-hwclock)
 fi
 run bash "$CHECKOUT/deploy/install-system-packages.sh" "${packages[@]}"
 
@@ -187,14 +227,21 @@ say "Python package into $VENV"
 if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -c '' 2>/dev/null; then
   note "venv exists: upgrading it"
 else
-  run python3 -m venv --clear "$VENV"
+  run "$SYS_PYTHON" -m venv --clear "$VENV"
 fi
-run "$VENV/bin/python" -m pip install --quiet --upgrade pip
+pip_from=()
+if [[ -n $WHEELHOUSE ]]; then
+  # Offline: these wheels only (and the build backend from them), no index at all.
+  pip_from=(--no-index --find-links "$WHEELHOUSE")
+  note "packages from $WHEELHOUSE only (no internet)"
+else
+  run "$VENV/bin/python" -m pip install --quiet --upgrade pip
+fi
 # pip builds in the source tree (build/, *.egg-info): build from a copy, so root never
 # leaves files in a checkout that belongs to someone else.
 if ((DRY_RUN)); then
   note "would copy $CHECKOUT (without .git, .venv, var) to a temporary directory"
-  run "$VENV/bin/python" -m pip install --quiet "<copy of $CHECKOUT>"
+  run "$VENV/bin/python" -m pip install --quiet "${pip_from[@]}" "<copy of $CHECKOUT>"
 else
   src=$(mktemp -d)
   trap 'rm -rf "$src"' EXIT
@@ -203,7 +250,7 @@ else
     --exclude=./.pytest_cache --exclude=./.ruff_cache --exclude=./test-artifacts \
     -cf - . | tar -C "$src" -xf -
   # The running hub keeps its loaded modules until the restart in step 7.
-  run "$VENV/bin/python" -m pip install --quiet "$src"
+  run "$VENV/bin/python" -m pip install --quiet "${pip_from[@]}" "$src"
 fi
 run install -m 0644 "$CHECKOUT/deploy/README.md" "$PREFIX/README.md"
 run install -m 0755 "$CHECKOUT/deploy/add-device.sh" "$ADD_DEVICE"
@@ -255,7 +302,7 @@ if [[ -r $ENV_FILE ]]; then
   hub_password=$(sed -n 's/^LANGSO_MQTT__PASSWORD=//p' "$ENV_FILE")
 fi
 pi_note=""
-grep -qs "Raspberry Pi" /proc/device-tree/model || pi_note="GPIOZERO_PIN_FACTORY=mock"
+((IS_PI)) || pi_note="GPIOZERO_PIN_FACTORY=mock"
 if [[ -n $hub_password ]]; then
   # Kept as it is: the admin may have added settings to it.
   note "$ENV_FILE exists: the hub keeps its broker password"
@@ -274,7 +321,8 @@ else
 fi
 # The accounts file is edited with the broker stopped: the plugin keeps it in memory and
 # would write its own copy back over ours. Started again below with the new settings.
-run systemctl stop mosquitto.service
+# With --no-start the broker is left as it is and reads the file when it next starts.
+((NO_START)) || run systemctl stop mosquitto.service
 # Always set the hub's password from hub.env, so the two can never disagree, and bring its
 # rights up to date. add-device.sh hashes it with more PBKDF2 rounds than mosquitto_ctrl
 # can (101), binds the account to the client id langso-hub, and takes the password on
@@ -295,7 +343,11 @@ if [[ -r $CTRL_CONF ]]; then
   admin_mqtt_password=$(sed -n 's/^-P //p' "$CTRL_CONF")
 fi
 if ((DRY_RUN)); then
-  [[ -n $admin_mqtt_password ]] || note "would write $CTRL_CONF (0600 root:root)"
+  if [[ -n $admin_mqtt_password ]]; then
+    note "$CTRL_CONF exists: mosquitto_ctrl keeps its account"
+  else
+    note "would write $CTRL_CONF (0600 root:root)"
+  fi
   note "would run: $ADD_DEVICE --kind admin --password-stdin --dynsec-file $MOSQ_DYNSEC $MQTT_ADMIN"
 else
   if [[ -z $admin_mqtt_password ]]; then
@@ -318,9 +370,13 @@ fi
 install_managed "$CHECKOUT/deploy/mosquitto/langso.conf" "$MOSQ_CONF" 0644 root:root
 # A restart, not a reload: listeners and limits are only read at start.
 run systemctl enable mosquitto.service
-run systemctl restart mosquitto.service
-if ((!DRY_RUN)) && ! systemctl is-active --quiet mosquitto.service; then
-  die "mosquitto did not start: journalctl -u mosquitto -n 30 and /var/log/mosquitto/mosquitto.log"
+if ((NO_START)); then
+  note "--no-start: the broker uses these settings and accounts when it next starts"
+else
+  run systemctl restart mosquitto.service
+  if ((!DRY_RUN)) && ! systemctl is-active --quiet mosquitto.service; then
+    die "mosquitto did not start: journalctl -u mosquitto -n 30 and /var/log/mosquitto/mosquitto.log"
+  fi
 fi
 
 # ---- 6. First admin account --------------------------------------------------------------
@@ -340,34 +396,85 @@ fi
 # ---- 7. systemd units --------------------------------------------------------------------
 say "systemd units (${UNITS[*]})"
 # Replaced on every install; local changes belong in `systemctl edit <unit>` drop-ins.
+enable=()
 for unit in "${UNITS[@]}"; do
   run install -m 0644 "$CHECKOUT/deploy/systemd/$unit" "$UNIT_DIR/$unit"
+  # Enabled when it says where it belongs ([Install]); a unit without one runs only when
+  # another pulls it in (e.g. the safe state by OnFailure=, the backup by its timer).
+  grep -q '^\[Install\]' "$CHECKOUT/deploy/systemd/$unit" && enable+=("$unit")
 done
-run systemctl daemon-reload
-run systemctl enable langso-hub.service langso-backup.timer
-# restart also starts it the first time, and loads the new code on an upgrade.
-run systemctl restart langso-hub.service
-run systemctl start langso-backup.timer
+# Units of an older version that this one no longer ships.
+for old in "$UNIT_DIR"/langso-*.service "$UNIT_DIR"/langso-*.timer; do
+  [[ -e $old ]] || continue
+  name=${old##*/}
+  [[ " ${UNITS[*]} " == *" $name "* ]] && continue
+  ((SYSTEMD)) && run systemctl stop "$name"
+  run systemctl disable "$name"
+  run rm -f "$old"
+done
+# systemctl enable works on the files alone, with or without a running systemd.
+((SYSTEMD)) && run systemctl daemon-reload
+((${#enable[@]})) && run systemctl enable "${enable[@]}"
+if ((NO_START)); then
+  note "--no-start: start them with sudo systemctl restart mosquitto langso-hub" \
+    "&& sudo systemctl start langso-backup.timer"
+else
+  # restart also starts it the first time, and loads the new code on an upgrade.
+  run systemctl restart langso-hub.service
+  run systemctl start langso-backup.timer
+fi
 
 # ---- 8. Clock -----------------------------------------------------------------------------
 say "Clock"
 # No real-time clock on a Pi: after a power cut it starts at the last saved time until
 # NTP answers. The hub holds schedules back until the clock is synchronised, so a
-# village without internet needs an NTP server on the LAN (or an RTC HAT).
-run timedatectl set-ntp true || warn "timedatectl set-ntp true failed: install systemd-timesyncd"
+# village without internet needs an NTP server on the LAN, fake-hwclock as the floor
+# (installed above on a Pi) or a DS3231 clock board (--rtc ds3231).
+if ((NO_START)); then
+  note "--no-start: turn NTP on with sudo timedatectl set-ntp true"
+else
+  run timedatectl set-ntp true || warn "timedatectl set-ntp true failed: install systemd-timesyncd"
+fi
+reboot_note=""
+if [[ -n $RTC ]]; then
+  boot_config=""
+  for f in /boot/firmware/config.txt /boot/config.txt; do
+    [[ -f $f ]] && { boot_config=$f; break; }
+  done
+  overlay="dtoverlay=i2c-rtc,$RTC"
+  if ((!IS_PI)) || [[ -z $boot_config ]]; then
+    note "--rtc $RTC: not a Raspberry Pi (no /boot/firmware/config.txt): skipped"
+  elif grep -qxF "$overlay" "$boot_config"; then
+    note "$boot_config already has $overlay"
+  else
+    # The kernel's rtc-ds1307 driver then sets the system clock from the board at boot,
+    # before the hub starts; fake-hwclock stays as the floor (it never sets the clock back).
+    # Appended in place: /boot/firmware is a FAT file system (no owners, no modes).
+    if ((DRY_RUN)); then
+      note "would add $overlay to $boot_config"
+    else
+      printf '\n# Làng Số Hub: DS3231 clock board (install-pi.sh --rtc)\n%s\n' "$overlay" \
+        >>"$boot_config"
+    fi
+    reboot_note="$overlay added to $boot_config: reboot the Pi (sudo reboot) to use the clock board"
+  fi
+fi
 
 # ---- 9. Check and summary -----------------------------------------------------------------
 [[ $http_host == 0.0.0.0 || $http_host == :: ]] && probe=127.0.0.1 || probe=$http_host
-if ((!DRY_RUN)); then
+if ((!DRY_RUN && !NO_START)); then
   # The hub answers once the database is migrated and the web server is up.
   if ! "$VENV/bin/python" - "$probe" "$http_port" <<'PY'; then
-import sys, time, urllib.request
+import sys, time, urllib.error, urllib.request
 url = f"http://{sys.argv[1]}:{sys.argv[2]}/api/health"
 for _ in range(60):
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
             print("    health:", r.read().decode())
             sys.exit(0)
+    except urllib.error.HTTPError as e:  # 503 says what is not right yet (clock, broker)
+        print("    health:", e.read().decode())
+        sys.exit(0)
     except OSError:
         time.sleep(0.5)
 sys.exit(1)
@@ -390,6 +497,8 @@ if [[ -n $admin_password ]]; then
 fi
 [[ $http_host == 127.0.0.1 ]] && warn "http.host is 127.0.0.1: the page is reachable from this Pi only"
 [[ -n $pi_note ]] && note "not a Raspberry Pi: GPIO runs on mock pins (see $ENV_FILE)"
+[[ -n $reboot_note ]] && warn "$reboot_note"
+((NO_START)) && note "nothing was started (--no-start): sudo systemctl restart mosquitto langso-hub"
 note "schedules wait for a synchronised clock: timedatectl shows 'System clock synchronized: yes'"
 note "before printing the QR poster, give the Pi a fixed address and set http.public_url in $CONFIG"
 exit 0
