@@ -15,8 +15,9 @@ second the playout only starts the sink. The steps:
 4. exports: the PA WAV (PCM s16) and, in a second process during the final pass, the
    web file (Opus in Ogg, 32 kbit/s mono, or MP3 when ffmpeg lacks libopus).
 
-Everything is cached under ``cache_dir`` by a hash of whatever changes the output, and
-written atomically (temporary file, then rename), so a crash never leaves half a file.
+Everything is cached (``audio/cache.py``) by a hash of whatever changes the output, so an
+identical render is stored once; files are written atomically (temporary file, then
+rename), so a crash never leaves half a file.
 
 Why 22050 Hz: village horn loudspeakers reproduce roughly 300 Hz to 7 kHz, so 11 kHz
 of bandwidth is more than they can play; it is espeak-ng's own rate (no resampling of
@@ -29,11 +30,9 @@ falls back to dynamic mode when the true peak would exceed the ceiling; ``volume
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
 import re
 import subprocess
 import tempfile
@@ -44,6 +43,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from audio.cache import RenderCache, Rendered, file_sha256
 from audio.chimes import chime
 from audio.decode import MAX_SECONDS, decode_upload, wav_duration
 from audio.errors import AudioError, InvalidAudio, InvalidSpec
@@ -115,20 +115,6 @@ class RenderSpec:
             raise InvalidSpec(f"target loudness {self.target_lufs} LUFS: use -40 to -5")
         if not -20.0 <= self.true_peak_db <= 0.0:
             raise InvalidSpec(f"true-peak ceiling {self.true_peak_db} dBTP: use -20 to 0")
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """A rendered announcement in the cache; ``sha256`` is the PA WAV's."""
-
-    wav_path: Path
-    web_path: Path
-    duration_s: float
-    sha256: str
-    lufs: float
-    true_peak_db: float
-    key: str
-    cached: bool = False
 
 
 # --- measuring -------------------------------------------------------------------------
@@ -370,15 +356,7 @@ def _write_wav(path: Path, segment: AudioSegment) -> None:
         w.writeframes(segment.raw_data)
 
 
-# --- cache -----------------------------------------------------------------------------
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+# --- cache key (the cache itself: audio/cache.py) ------------------------------------
 
 
 def _chime_id(source: bool | Path) -> str | None:
@@ -386,7 +364,7 @@ def _chime_id(source: bool | Path) -> str | None:
         return None
     if source is True:
         return "generated"
-    return "file:" + _file_sha256(Path(source))
+    return "file:" + file_sha256(Path(source))
 
 
 def _cache_key(spec: RenderSpec, engine: TTSEngine | None, text: str | None) -> str:
@@ -411,57 +389,36 @@ def _cache_key(spec: RenderSpec, engine: TTSEngine | None, text: str | None) -> 
         }
     else:
         assert spec.source_wav is not None
-        material["source"] = _file_sha256(spec.source_wav) if spec.source_wav.exists() else None
+        material["source"] = file_sha256(spec.source_wav) if spec.source_wav.exists() else None
     blob = json.dumps(material, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
-
-
-def _load_cached(cache_dir: Path, key: str) -> Rendered | None:
-    meta_path = cache_dir / f"{key}.json"
-    try:
-        meta = json.loads(meta_path.read_text("utf-8"))
-        wav_path, web_path = cache_dir / meta["wav"], cache_dir / meta["web"]
-        if not web_path.is_file() or _file_sha256(wav_path) != meta["sha256"]:
-            return None  # a damaged entry (SD card): render again
-        with contextlib.suppress(OSError):
-            os.utime(meta_path)  # used now: the hub's retention keeps what is used
-        return Rendered(
-            wav_path=wav_path,
-            web_path=web_path,
-            duration_s=float(meta["duration_s"]),
-            sha256=str(meta["sha256"]),
-            lufs=float(meta["lufs"]),
-            true_peak_db=float(meta["true_peak_db"]),
-            key=key,
-            cached=True,
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=1)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 # --- the entry point -------------------------------------------------------------------
 
 
-def render(spec: RenderSpec, engine: TTSEngine | None, cache_dir: Path) -> Rendered:
-    """Render ``spec`` (or find it in ``cache_dir``). Blocking: call it from a worker thread.
+def render(
+    spec: RenderSpec,
+    engine: TTSEngine | None,
+    cache: Path | RenderCache,
+    *,
+    emergency: bool = False,
+) -> Rendered:
+    """Render ``spec`` (or find it in the cache). Blocking: call it from a worker thread.
+
+    ``cache`` is a :class:`RenderCache` or its folder; ``emergency`` marks the entry as
+    emergency audio, which the cache never evicts. Evicting to the budget is the caller's
+    (``RenderCache.trim``): only it knows what its announcements still need.
 
     Raises InvalidSpec, InvalidAudio (silent or missing recording), TTSError, AudioError.
     """
+    if not isinstance(cache, RenderCache):
+        cache = RenderCache.at(cache)
+    cache_dir = cache.directory
     text = normalize(spec.text) if spec.text is not None else None
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = _cache_key(spec, engine, text)
-    cached = _load_cached(cache_dir, key)
+    cached = cache.lookup(key, emergency=emergency)
     if cached is not None:
         return cached
     ext = _web_format()[0]
@@ -471,28 +428,26 @@ def render(spec: RenderSpec, engine: TTSEngine | None, cache_dir: Path) -> Rende
         src, pa_wav, web = tmp / "program.wav", tmp / "pa.wav", tmp / f"web{ext}"
         _write_wav(src, program)
         lufs, peak = _normalise_loudness(src, spec, pa_wav, web)
-        rendered = Rendered(
-            wav_path=cache_dir / f"{key}.wav",
-            web_path=cache_dir / f"{key}{ext}",
-            duration_s=wav_duration(pa_wav),
-            sha256=_file_sha256(pa_wav),
-            lufs=lufs,
-            true_peak_db=peak,
-            key=key,
+        duration_s, sha256 = wav_duration(pa_wav), file_sha256(pa_wav)
+        wav_path, web_path = cache.put(
+            key,
+            wav=pa_wav,
+            web=web,
+            meta={
+                "duration_s": duration_s,
+                "sha256": sha256,
+                "lufs": lufs,
+                "true_peak_db": peak,
+                "text": text,
+            },
+            emergency=emergency,
         )
-        os.replace(pa_wav, rendered.wav_path)
-        os.replace(web, rendered.web_path)
-    # The JSON goes last: its presence is what makes the entry a cache hit.
-    _write_json_atomic(
-        cache_dir / f"{key}.json",
-        {
-            "wav": rendered.wav_path.name,
-            "web": rendered.web_path.name,
-            "duration_s": rendered.duration_s,
-            "sha256": rendered.sha256,
-            "lufs": lufs,
-            "true_peak_db": peak,
-            "text": text,
-        },
+    return Rendered(
+        wav_path=wav_path,
+        web_path=web_path,
+        duration_s=duration_s,
+        sha256=sha256,
+        lufs=lufs,
+        true_peak_db=peak,
+        key=key,
     )
-    return rendered

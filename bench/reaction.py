@@ -78,6 +78,9 @@ def main() -> int:
                 broker.port,
                 site,
                 LANGSO_RULES_FILE=str(work / "rules.toml"),
+                # The trials use levels 221-230: all eleven texts rendered ahead, as the
+                # measured reaction is the hub's, not espeak-ng's.
+                LANGSO_AUDIO__PRERENDER_MAX="11",
             )
             clock = SystemClock()
             sink = FileSink(work / "out", speed=50, clock=clock.now)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from hub.automation.rule_model import (
     needs_approval,
     validate_rule,
 )
-from hub.automation.templates import render_template, value_text
+from hub.automation.templates import render_template, spoken_context, value_text
 from hub.broadcast.recurrence import Recurrence, in_window
 from hub.clock import Clock, local_time, utc_iso
 from hub.events import AlertChange, Change, MessagesStored, StatusChange, Stored
@@ -48,13 +49,14 @@ from hub.ingest.monitor import OPS
 from hub.store import Store
 from hub.store import rules as repo
 from hub.store.rules import Approval, RuleRow
+from hub.words.devices import spoken_name
 
-__all__ = ["PRERENDER_MAX", "RulesEngine"]
+__all__ = ["RulesEngine"]
 
 log = logging.getLogger(__name__)
 
-#: Emergency texts rendered ahead at most per pass (about 0.5 s of CPU each).
-PRERENDER_MAX = 120
+#: Whole values from a metric rule's limit on, foreseen in its emergency texts.
+_PREDICTED_VALUES = 11
 
 
 @dataclass(slots=True)
@@ -359,10 +361,16 @@ class RulesEngine:
         d = self._device(dev) if dev else None
         local = local_time(now, self.tz)
         value = cause.get("value")
+        # A device the hub has no row of is still never read out as its id.
+        spoken = d.spoken_name if d else (spoken_name(dev, "") if dev else "")
         return {
+            "device": (d.name if d else dev) or "",
             "device.id": dev or "",
             "device.name": (d.name if d else dev) or "",
+            "device.spoken": spoken,
             "device.kind": d.kind if d else "",
+            "location": d.location if d else "",
+            "zone": (d.zone_name or d.zone or "") if d else "",
             "value": value_text(value) if isinstance(value, int | float) else str(value or ""),
             "metric": str(cause.get("metric", "")),
             "status": str(cause.get("status", "")),
@@ -416,35 +424,91 @@ class RulesEngine:
             )
 
     # -- pre-rendering ---------------------------------------------------------------------
-    def emergency_texts(self, devices: Sequence[DeviceView]) -> list[dict[str, Any]]:
-        """Announcements a metric rule may make, for values around its limit: rendered in
-        advance (the render cache keeps them) so the loudspeakers react at once."""
-        out = []
-        for rule in self._of_type(MetricTrigger):
+    def emergency_texts(
+        self,
+        devices: Sequence[DeviceView],
+        readings: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The emergency announcements the running rules may make for these devices, each
+        once, the most urgent first: rendered ahead (kept as emergency audio) so that the
+        loudspeakers react at once. The caller takes at most ``audio.prerender_max``.
+
+        A text that does not change with the reading (a button's, a status's, a template
+        without {value}) is exactly what the rule will say. One with the reading in it is
+        predicted for the whole values from the limit on (where a gauge reporting whole
+        centimetres stands when its rule fires), the value nearest the device's latest
+        reading first; without ``readings`` (device id -> its latest metrics), the limit
+        of every rule and device first, then the next value of each, and so on. With
+        readings, a device that does not report the rule's metric (a weather station has
+        no water level) has none. A text with the time in it is never said as rendered
+        now: it renders when needed.
+        """
+        now = self.clock.now().timestamp()
+        running = {r.id for rs in self._by_type.values() for r in rs}
+        # (how far the device is from saying it, round, rule order, position): text
+        ranked: list[tuple[float, int, int, int, dict[str, Any]]] = []
+        for order, rule in enumerate(r for r in self.rules.values() if r.id in running):
+            says = [
+                a
+                for a in rule.actions
+                if isinstance(a, AnnounceAction) and a.priority == "emergency"
+            ]
             t = rule.trigger
-            assert isinstance(t, MetricTrigger)
-            for a in rule.actions:
-                if not isinstance(a, AnnounceAction) or a.priority != "emergency":
-                    continue
-                for d in devices:
-                    if not self._matches(rule, d.id, self.clock.now().timestamp()):
+            for dev in self._prerender_targets(rule, devices, now) if says else []:
+                # (distance, round, cause) of each firing foreseen for this device
+                foreseen: list[tuple[float, int, dict[str, Any]]] = [(0.0, 0, {})]
+                if isinstance(t, MetricTrigger):
+                    latest = None if readings is None else readings.get(dev or "", {})
+                    if latest is not None and t.metric not in latest:
                         continue
-                    lo, hi = sorted((t.value, t.value + (10 if t.op in (">", ">=") else -10)))
-                    for v in range(int(lo), int(hi) + 1):
-                        ctx = self.context(
-                            rule,
-                            d.id,
-                            {"value": float(v), "metric": t.metric},
-                            self.clock.now().timestamp(),
-                        )
-                        out.append(
-                            {
-                                "text": render_template(a.template, ctx),
-                                "priority": a.priority,
-                                "repeat": a.repeat,
-                            }
-                        )
-        # Once each, and bounded: a village of many gauges must not keep both cores
-        # rendering for minutes after a start; the rest render on demand.
-        unique = list({(o["text"], o["priority"], o["repeat"]): o for o in out}.values())
-        return unique[:PRERENDER_MAX]
+                    sign = 1 if t.op in (">", ">=") else -1
+                    first = t.value + (0 if t.op in (">=", "<=") else sign)
+                    foreseen = []
+                    for k in range(_PREDICTED_VALUES):
+                        v = first + sign * k
+                        far = math.inf if latest is None else abs(v - latest[t.metric])
+                        foreseen.append((far, k, {"value": float(v), "metric": t.metric}))
+                elif isinstance(t, StatusTrigger):
+                    foreseen = [(0.0, 0, {"status": t.status})]
+                for a in says:
+                    for far, k, cause in foreseen:
+                        text = self._said(rule, a.template, dev, cause, now)
+                        if text is not None:
+                            said = {"text": text, "priority": a.priority, "repeat": a.repeat}
+                            ranked.append((far, k, order, len(ranked), said))
+        unique: dict[tuple[str, int], dict[str, Any]] = {}
+        for *_, item in sorted(ranked, key=lambda r: r[:4]):
+            unique.setdefault((item["text"], item["repeat"]), item)
+        return list(unique.values())
+
+    def _prerender_targets(
+        self, rule: Rule, devices: Sequence[DeviceView], now: float
+    ) -> list[str | None]:
+        """The devices (None: no device) a rule's firing may name."""
+        t = rule.trigger
+        named = [d for d in devices if self._matches(rule, d.id, now)]
+        if isinstance(t, MetricTrigger | StatusTrigger):  # a device's reading or status
+            return [d.id for d in named]
+        unnamed: list[str | None] = [None] if self._matches(rule, None, now) else []
+        if isinstance(t, ScheduleTrigger):
+            return unnamed
+        if isinstance(t, ButtonTrigger):  # a button box's, or any when none is known yet
+            return [d.id for d in named if d.kind == "button"] or unnamed
+        return [*unnamed, *(d.id for d in named)]  # an alert, about a device or the hub
+
+    def _said(
+        self, rule: Rule, template: str, dev: str | None, cause: dict[str, Any], now: float
+    ) -> str | None:
+        """What a firing would say, or None when it cannot be known now: the text changes
+        with the time, or (no device known) with the device."""
+        ctx = {**self.context(rule, dev, cause, now), "state": "raised"}
+        other = {**ctx, "time": "--:--"}
+        if dev is None:
+            other |= {k: "--" for k in ctx if k == "device" or k.startswith("device.")}
+        try:
+            text = render_template(template, spoken_context(ctx))
+            if render_template(template, spoken_context(other)) != text:
+                return None
+        except ValueError:  # a template this hub no longer fills: said by no firing
+            return None
+        return text

@@ -35,6 +35,7 @@ from hub.broadcast.models import (
 from hub.broadcast.playout import Playout
 from hub.broadcast.recordings import Recordings
 from hub.broadcast.recurrence import Recurrence, canonical_rrule, local_naive
+from hub.broadcast.render_upkeep import RenderUpkeep
 from hub.broadcast.rendering import Renderer
 from hub.clock import Clock
 from hub.errors import Conflict, Forbidden, HubError, NotFound
@@ -70,6 +71,7 @@ class Announcements:
         self.table, self.as_run, self.renderer = table, as_run, renderer
         self.playout, self.alerts, self.events = playout, alerts, events
         self.recordings = Recordings(settings, store, clock, table)
+        self.upkeep = RenderUpkeep(settings, store, clock, table, renderer, alerts)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="announce-cmd")
 
     @property
@@ -154,7 +156,9 @@ class Announcements:
                 voice=body.voice,
                 priority=body.priority,
                 repeat=body.repeat,
-            )
+            ),
+            emergency=body.priority == "emergency",
+            keep=self.upkeep.keep(),
         )
         needs_approval = (
             self.settings.announcements.require_approval
@@ -340,11 +344,12 @@ class Announcements:
     # -- rendering --------------------------------------------------------------------------
     def preview(self, text: str, voice: str | None) -> Rendered:
         """The compose page's preview: the text as it will sound, said once."""
-        return self.renderer.preview(text, voice)
+        return self.renderer.preview(text, voice, keep=self.upkeep.keep())
 
     def prerender(self, items: list[dict[str, Any]]) -> int:
-        """Emergency texts the rules may announce, rendered before they are needed."""
-        return self.renderer.prerender(items)
+        """The ``prerender`` pass: missing coming audio, then the emergency texts the rules
+        may announce (``items``, the most urgent first); see :class:`RenderUpkeep`."""
+        return self.upkeep.prerender(items)
 
     # -- the playout log (playout or scheduler thread) ---------------------------------------
     def on_broadcast_logged(self, ev: BroadcastLogged) -> None:

@@ -3,6 +3,12 @@
 So that at the scheduled second the playout only switches the amplifier and starts
 the sink. Renders run in the caller's thread (an API worker, the ``announce-cmd``
 worker, the ``prerender`` thread), one at a time.
+
+The render cache (``audio/cache.py``) stays within ``audio.render_cache_mb``: after each
+render the least recently used audio nothing needs goes first; emergency audio never
+goes; what the caller (the announcements service) says a future occurrence needs goes
+last. Emergency texts pre-rendered ahead count as emergency audio, so their pass stops
+once emergencies hold half the budget.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from audio.cache import MIB, Keep, RenderCache
 from audio.errors import (
     AudioTooLarge,
     InvalidAudio,
@@ -57,6 +64,9 @@ class Renderer:
         self._engine_factory = engine_factory
         self._engine: TTSEngine | None = None
         self.cache_dir = settings.data_dir / "render"
+        #: Shared with the retention sweep (the same folder is the same object).
+        self.cache = RenderCache.at(self.cache_dir)
+        self.cache.budget_bytes = round(settings.audio.render_cache_mb * MIB)
         #: One render at a time; retention takes it too before it prunes the cache.
         self.render_lock = threading.Lock()
         self._closed = threading.Event()
@@ -101,17 +111,32 @@ class Renderer:
             gap_s=a.repeat_gap_s,
         )
 
-    def render(self, spec: RenderSpec) -> Rendered:
+    def render(
+        self, spec: RenderSpec, *, emergency: bool = False, keep: Keep | None = None
+    ) -> Rendered:
+        """Render (or find) ``spec``, then evict to the budget, sparing what ``keep`` names
+        and what was just rendered. ``emergency``: the audio is never evicted."""
         # One render at a time: two espeak-ng + ffmpeg pipelines at once would starve the
         # ingest writer on a 2-core Pi.
         with self.render_lock, audio_refusals():
-            return render(spec, self.engine if spec.text else None, self.cache_dir)
+            r = render(spec, self.engine if spec.text else None, self.cache, emergency=emergency)
+            self.cache.trim((keep or Keep()).with_pinned(r.key))
+            return r
 
-    def prerender(self, items: list[dict[str, Any]]) -> int:
-        """Render announcements a rule may make, ahead (the render cache keeps them)."""
+    def prerender(self, items: list[dict[str, Any]], keep: Keep | None = None) -> int:
+        """Render announcements a rule may make, ahead (the render cache keeps them): the
+        most urgent first, until emergency audio holds half the cache's budget."""
         done = 0
         for item in items:
             if self._closed.is_set():
+                break
+            budget = self.cache.budget_bytes
+            if budget is not None and self.cache.pinned_size() >= budget // 2:
+                log.warning(
+                    "pre-rendering stopped after %d: emergency audio holds half of "
+                    "audio.render_cache_mb; the rest renders when needed",
+                    done,
+                )
                 break
             try:
                 self.render(
@@ -121,15 +146,18 @@ class Renderer:
                         voice=None,
                         priority=item["priority"],
                         repeat=item["repeat"],
-                    )
+                    ),
+                    emergency=item["priority"] == "emergency",
+                    keep=keep,
                 )
                 done += 1
             except Exception:
                 log.exception("pre-rendering %r failed", item["text"][:60])
         return done
 
-    def preview(self, text: str, voice: str | None) -> Rendered:
+    def preview(self, text: str, voice: str | None, keep: Keep | None = None) -> Rendered:
         """TTS preview for the compose page: the text as it will sound, said once."""
         return self.render(
-            self.spec(text=text, source_wav=None, voice=voice, priority="normal", repeat=1)
+            self.spec(text=text, source_wav=None, voice=voice, priority="normal", repeat=1),
+            keep=keep,
         )

@@ -1,0 +1,159 @@
+"""Broadcast stage, the render cache's upkeep: what announcements still need, kept or redone.
+
+The render cache (``audio/cache.py``) has a size budget; it knows which audio is an
+emergency's but not which audio a coming occurrence plays. This module tells it
+(:meth:`RenderUpkeep.keep`, passed with every render), and runs the ``prerender`` pass
+(at start, after each retention sweep, after a rule change):
+
+1. coming audio that is missing is rendered again before its time
+   (:meth:`RenderUpkeep.restore`): audio due within ``needed_soon_s`` (a day) is never
+   evicted, so audio evicted as a last resort is at least a day from playing, and a
+   pass every ``retention.sweep_interval_s`` finds it gone in time;
+2. the emergency texts the rules may say, the most urgent first, each once, at most
+   ``audio.prerender_max``.
+
+Threads: :meth:`keep` runs in the renderer's caller (an API worker, ``announce-cmd``);
+the pass runs in the ``prerender`` thread. Each reads through its own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from audio.cache import Keep, RenderCache, Rendered, needed_soon_s
+from hub.broadcast.hub_alerts import HubAlerts
+from hub.broadcast.rendering import Renderer
+from hub.clock import Clock
+from hub.settings import Settings
+from hub.store import Store
+from hub.store.announcements import AnnouncementTable, Row
+
+__all__ = ["RenderUpkeep"]
+
+log = logging.getLogger(__name__)
+
+#: Coming announcements looked at (a village has a few dozen).
+_COMING_MAX = 1000
+
+
+class RenderUpkeep:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        table: AnnouncementTable,
+        renderer: Renderer,
+        alerts: HubAlerts,
+    ) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+        self.table, self.renderer, self.alerts = table, renderer, alerts
+
+    @property
+    def soon_s(self) -> float:
+        """Coming audio due within this is never evicted (and is rendered again if gone)."""
+        return needed_soon_s(self.settings.retention.sweep_interval_s)
+
+    def _coming(self) -> list[Row]:
+        """Announcements that will still play: scheduled, and drafts awaiting approval."""
+        rows = self.table.due(limit=_COMING_MAX)
+        drafts = self.table.find(staff=True, status="draft", limit=_COMING_MAX, upcoming=True)
+        return rows + [r for d in drafts if (r := self.table.row(d["id"])) is not None]
+
+    def keep(self) -> Keep:
+        """What the render cache must spare: an emergency announcement's audio and audio
+        handed to the playout (queued or on air) always; a coming occurrence's unless it is
+        over :attr:`soon_s` away and nothing else can go."""
+        pinned: set[str] = set()
+        needed: dict[str, float] = {}
+        for row in self._coming():
+            if not row["render_wav"] or row["next_run"] is None:
+                continue
+            key = RenderCache.key_of(Path(row["render_wav"]))
+            needed[key] = min(needed.get(key, math.inf), float(row["next_run"]))
+            if row["priority"] == "emergency":
+                pinned.add(key)
+        for row in self.table.handed_over_unlogged():
+            if row["render_wav"]:
+                pinned.add(RenderCache.key_of(Path(row["render_wav"])))
+        return Keep(frozenset(pinned), needed, self.clock.now().timestamp() + self.soon_s)
+
+    def restore(self) -> int:
+        """Render again the audio of coming occurrences due within :attr:`soon_s` whose
+        files are gone (evicted as a last resort, or deleted by a person). An announcement
+        renders to the same cache name, so its row is whole again; when the settings
+        changed the name, the row is pointed at the new files. How many were redone."""
+        horizon = self.clock.now().timestamp() + self.soon_s
+        restored = 0
+        for row in self._coming():
+            wav, web = row["render_wav"], row["render_web"]
+            whole = bool(wav and web and Path(wav).is_file() and Path(web).is_file())
+            if whole or row["next_run"] is None or row["next_run"] > horizon:
+                continue
+            try:
+                source = self.table.audio_path(row["audio_id"]) if row["audio_id"] else None
+                if row["audio_id"] and source is None:
+                    raise FileNotFoundError(f"recording {row['audio_id']} is gone")
+                r = self.renderer
+                rendered = r.render(
+                    r.spec(
+                        text=row["text"],
+                        source_wav=source,
+                        voice=row["voice"],
+                        priority=row["priority"],
+                        repeat=row["repeat"],
+                    ),
+                    emergency=row["priority"] == "emergency",
+                    keep=self.keep(),
+                )
+            except Exception as e:  # one announcement's failure never stops the others
+                log.exception("the audio of announcement %s cannot be rendered again", row["id"])
+                self.alerts.raise_(
+                    "render_missing",
+                    "critical",
+                    f"the audio of announcement {row['id']} is gone and cannot be rendered "
+                    f"again ({e}): edit or cancel it before it plays",
+                )
+                continue
+            restored += 1
+            if (str(rendered.wav_path), str(rendered.web_path)) != (wav, web):
+                self._repoint(row["id"], rendered)
+        if restored:
+            log.info("render cache: the audio of %d coming announcements rendered again", restored)
+        return restored
+
+    def _repoint(self, aid: str, rendered: Rendered) -> None:
+        now = self.clock.now().timestamp()
+        with self.table.write() as conn:
+            self.table.update(
+                conn,
+                aid,
+                {
+                    "render_wav": str(rendered.wav_path),
+                    "render_web": str(rendered.web_path),
+                    "render_sha": rendered.sha256,
+                    "duration_s": rendered.duration_s,
+                },
+            )
+            self.store.audit(
+                conn,
+                ts=now,
+                actor="system",
+                action="announcement.rerender",
+                target=aid,
+                detail={"sha256": rendered.sha256},
+            )
+
+    def prerender(self, items: list[dict[str, Any]]) -> int:
+        """The pass: missing coming audio first, then the emergency texts (``items``, the
+        most urgent first), each once, at most ``audio.prerender_max``. How many texts
+        were pre-rendered (or found rendered)."""
+        self.restore()
+        unique: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for i in items:
+            unique.setdefault((i["text"], i["priority"], i["repeat"]), i)
+        chosen = list(unique.values())[: self.settings.audio.prerender_max]
+        return self.renderer.prerender(chosen, keep=self.keep())
