@@ -1,21 +1,23 @@
-"""Event rules (``/app/rules``): each in words, what it fired and why, add, edit as TOML,
-switch on or off, approve, delete.
+"""Event rules (``/app/rules``): each in words, what it fired and why, add, edit, switch on
+or off, approve, delete.
 
 Every write goes through the rule book (:class:`hub.automation.rule_book.RuleBook`): the
-same checks, audit, approval and engine reload as ``/api/rules``. A rule is typed as TOML
-(the style of ``config/rules.toml``) or JSON. A technician's rule that reaches the
-loudspeakers, a relay or MQTT shows as awaiting the head's approval; a head (not the one
-who asked) sees an Approve button.
+same checks, audit, approval and engine reload as ``/api/rules``. A rule's common fields
+are edited with a form (:mod:`hub.web.rule_form`), each refusal next to its field; the
+whole rule, as TOML (the style of ``config/rules.toml``) or JSON, in an advanced box
+(:mod:`hub.web.rule_text`), a mistake there explained with its line. After a save the
+person is back on the rule with what changed and whether it runs. A technician's rule that
+reaches the loudspeakers, a relay or MQTT shows as awaiting the head's approval; a head
+(not the one who asked) sees an Approve button.
 """
 
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-import tomli_w
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -29,6 +31,20 @@ from hub.errors import HubError, NotFound
 from hub.store.rules import FiringRow
 from hub.web.forms import Fields, read_fields
 from hub.web.render import error_page, hub_of, iso_text, not_found, render, translator
+from hub.web.rule_form import (
+    Posted,
+    RuleForm,
+    build_form,
+    changed_fields,
+    changes_of,
+    check,
+    fill,
+    posted_values,
+    read_posted,
+    saved_notice,
+    version_of,
+)
+from hub.web.rule_text import RuleTextError, explain_text, parse_rule_text, rule_toml
 from hub.web.session import Session, form_session, require_page, safe_next
 from hub.web.staff_words import (
     action_words,
@@ -57,48 +73,6 @@ actions = [
 """
 
 
-# -- rules as text ------------------------------------------------------------------------
-class RuleTextError(ValueError):
-    pass
-
-
-def rule_toml(rule: Rule) -> str:
-    """A rule as TOML, for its edit box (what :func:`parse_rule_text` reads back)."""
-    d = rule.model_dump(exclude_none=True)
-    d["conditions"] = {k: v for k, v in d["conditions"].items() if v not in ([], None)}
-    if not d["conditions"]:
-        del d["conditions"]
-    if not d.get("vars"):
-        d.pop("vars", None)
-    return tomli_w.dumps(d)
-
-
-def parse_rule_text(text: str) -> dict[str, Any]:
-    """A rule typed as JSON (an object) or TOML (its keys, or one [[rules]] table)."""
-    body = text.strip()
-    if not body:
-        raise RuleTextError("the rule is empty: paste it as TOML or JSON")
-    if body.startswith("{"):
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as e:
-            raise RuleTextError(f"JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise RuleTextError("JSON: give one object")
-        return data
-    try:
-        data = tomllib.loads(body)
-    except tomllib.TOMLDecodeError as e:
-        raise RuleTextError(f"TOML: {e}") from None
-    if "rules" in data:
-        rules = data["rules"]
-        if not isinstance(rules, list) or len(rules) != 1 or len(data) != 1:
-            raise RuleTextError("TOML: give one rule (a single [[rules]] table, or its keys)")
-        one: dict[str, Any] = rules[0]
-        return one
-    return data
-
-
 # -- rules in words -----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RuleView:
@@ -115,6 +89,8 @@ class RuleView:
     #: Who asked for the approval (awaiting) or gave it (approved).
     approval_by: str | None
     may_approve: bool
+    #: Whether this person may switch it on (not a technician while it awaits approval).
+    may_switch: bool
 
 
 def rule_views(
@@ -150,6 +126,7 @@ def rule_views(
                 approval=state,
                 approval_by=by,
                 may_approve=state == "awaiting" and user.has("head") and by != user.username,
+                may_switch=state != "awaiting" or user.has("head"),
             )
         )
     return out
@@ -158,6 +135,20 @@ def rule_views(
 def _refusal(e: RuleTextError | HubError) -> tuple[str, int]:
     """Why a rule was refused, and the status to answer with (the API's own, or 422)."""
     return str(e), (status_of(e) if isinstance(e, HubError) else None) or 422
+
+
+def _explained(
+    t: Translator, text: str, e: RuleTextError | HubError, data: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A refused rule typed as text: the page's words for it, and the reason as the API
+    gives it (kept for whoever wrote the TOML)."""
+    reason, code = _refusal(e)
+    return {
+        "error": t("rules.err.refused"),
+        "explained": explain_text(t, text, e, data),
+        "reason": reason,
+        "status": code,
+    }
 
 
 # -- pages --------------------------------------------------------------------------------
@@ -176,6 +167,7 @@ def _rules(
     *,
     ok: str = "",
     error: str = "",
+    explained: list[str] | None = None,
     reason: str = "",
     text: str = RULE_EXAMPLE,
     status: int = 200,
@@ -192,6 +184,7 @@ def _rules(
         rules=rule_views(hub, t, session),
         notice=t(f"rules.ok.{ok}") if ok in RULES_OK else "",
         error=error,
+        explained=explained or [],
         reason=reason,
         text=text,
         open_form=bool(error),
@@ -208,33 +201,25 @@ async def rules_add(request: Request) -> Response:
     )
     text = fields.one("definition")
     book = hub.rule_book
+    data: dict[str, Any] | None = None
     try:
-        rule = book.parse(parse_rule_text(text))
+        data = parse_rule_text(text)
+        rule = book.parse(data)
         row = await run_in_threadpool(book.add, rule, session.user)
     except (RuleTextError, HubError) as e:
         t = translator(request)
-        reason, code = _refusal(e)
-        return await run_in_threadpool(
-            lambda: _rules(
-                request,
-                hub,
-                session,
-                t,
-                error=t("rules.err.refused"),
-                reason=reason,
-                text=text,
-                status=code,
-            )
-        )
+        why = _explained(t, text, e, data)
+        return await run_in_threadpool(lambda: _rules(request, hub, session, t, text=text, **why))
     ok = "awaiting" if approval_state(row) == "awaiting" else "added"
     return RedirectResponse(f"/app/rules?ok={ok}#r-{rule.id}", status_code=303)
 
 
 @router.get("/app/rules/{rule_id}", response_class=HTMLResponse)
-def rule_page(request: Request, rule_id: str, ok: str = "") -> HTMLResponse:
+def rule_page(request: Request, rule_id: str, ok: str = "", changed: str = "") -> HTMLResponse:
     hub = hub_of(request)
     session = require_page(request, hub, "technician", "head")
-    return _rule(request, hub, session, translator(request), rule_id, ok=ok)
+    keys = [k for k in changed.split(",") if k][:40]
+    return _rule(request, hub, session, translator(request), rule_id, ok=ok, changed=keys)
 
 
 def _rule(
@@ -245,9 +230,12 @@ def _rule(
     rule_id: str,
     *,
     ok: str = "",
+    changed: list[str] | None = None,
     error: str = "",
+    explained: list[str] | None = None,
     reason: str = "",
     text: str | None = None,
+    form: RuleForm | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     found = rule_views(hub, t, session, rule_id)
@@ -266,6 +254,10 @@ def _rule(
         }
         for f in hub.rule_book.firings(rule_id, FIRINGS)
     ]
+    notice = t(f"rules.ok.{ok}") if ok in RULES_OK else ""
+    if ok in ("saved", "awaiting") and changed is not None and "form" in changed:
+        names = hub.settings.gpio.zone_names
+        notice = saved_notice(t, rv.rule, changed, rv.approval, names)
     return render(
         request,
         "staff_rule.html",
@@ -277,8 +269,10 @@ def _rule(
         rv=rv,
         firings=firings,
         text=text if text is not None else rule_toml(rv.rule),
-        notice=t(f"rules.ok.{ok}") if ok in RULES_OK else "",
+        form=form or build_form(hub, t, rv.rule, rv.updated_at, may_switch=rv.may_switch),
+        notice=notice,
         error=error,
+        explained=explained or [],
         reason=reason,
         when=lambda ts: t.when(ts, tz),
     )
@@ -286,13 +280,18 @@ def _rule(
 
 @router.post("/app/rules/{rule_id}")
 async def rule_save(request: Request, rule_id: str) -> Response:
-    fields = await read_fields(request)
+    """The edit form (``mode=form``) or the whole rule as text (the advanced box)."""
+    fields = await read_posted(request)
     hub = hub_of(request)
     session = await run_in_threadpool(
         form_session, request, hub, fields.one("csrf"), "technician", "head"
     )
+    t = translator(request)
+    if fields.one("mode") == "form":
+        return await run_in_threadpool(_save_form, request, hub, session, t, rule_id, fields)
     text = fields.one("definition")
     book = hub.rule_book
+    data: dict[str, Any] | None = None
     try:
         data = parse_rule_text(text)
         if data.get("id", rule_id) != rule_id:
@@ -302,23 +301,61 @@ async def rule_save(request: Request, rule_id: str) -> Response:
         changes = json.loads(rule.model_dump_json())
         row = await run_in_threadpool(book.change, rule_id, changes, session.user)
     except (RuleTextError, HubError) as e:
-        t = translator(request)
-        reason, code = _refusal(e)
+        why = _explained(t, text, e, data)
         return await run_in_threadpool(
-            lambda: _rule(
-                request,
-                hub,
-                session,
-                t,
-                rule_id,
-                error=t("rules.err.refused"),
-                reason=reason,
-                text=text,
-                status=code,
-            )
+            lambda: _rule(request, hub, session, t, rule_id, text=text, **why)
         )
     ok = "awaiting" if approval_state(row) == "awaiting" else "saved"
     return RedirectResponse(f"/app/rules/{rule_id}?ok={ok}", status_code=303)
+
+
+def _save_form(
+    request: Request, hub: Hub, session: Session, t: Translator, rule_id: str, p: Posted
+) -> Response:
+    """The form's fields onto the stored rule, checked by the model and the rule book; back
+    on the rule's page with what changed, or the form again with each reason by its field."""
+    book = hub.rule_book
+    found = rule_views(hub, t, session, rule_id)
+    if not found:
+        return not_found(request, session, "rules.not_found", id=rule_id)
+    rv = found[0]
+    before = rv.rule
+
+    def again(errors: dict[str, str], general: list[str], status: int) -> HTMLResponse:
+        form = build_form(
+            hub,
+            t,
+            before,
+            rv.updated_at,
+            may_switch=rv.may_switch,
+            values=posted_values(p, before),
+            errors=errors,
+            general=general,
+        )
+        return _rule(request, hub, session, t, rule_id, form=form, status=status)
+
+    if p.one("updated") != version_of(rv.updated_at):
+        # Changed by someone else since this form was opened: what was typed stays.
+        return again({}, [t("rules.err.stale")], 409)
+    data, problems = fill(before, p, t, tuple(hub.settings.gpio.zones))
+    rule, errors, general = check(before, data, problems, t, hub)
+    if rule is None:
+        return again(errors, general, 422)
+    changes = changes_of(before, rule)
+    keys = changed_fields(before, rule)
+    if changes:
+        try:
+            row = book.change(rule_id, changes, session.user)
+        except HubError as e:
+            if "waits for the head's approval" in str(e):
+                return again({"enabled": t("rules.err.awaiting_on")}, [], 403)
+            return again({}, [t("rules.err.hub"), str(e)], _refusal(e)[1])
+        state = approval_state(row)
+    else:
+        state = rv.approval
+    ok = "awaiting" if state == "awaiting" else "saved"
+    query = urlencode({"ok": ok, "changed": ",".join(["form", *keys])})
+    return RedirectResponse(f"/app/rules/{rule_id}?{query}", status_code=303)
 
 
 def _refused(request: Request, session: Session, e: HubError) -> Response:
