@@ -24,24 +24,34 @@ LEFT, RIGHT, TOP, BOTTOM = 46, 10, 12, 26  # the plot area's margins; values in 
 Point = tuple[float, float]  # (epoch seconds UTC, value)
 
 
+#: Tick steps within a day, in minutes: the first that gives at most MAX_TICKS is used.
+STEPS_MIN = (1, 2, 5, 10, 15, 30, 60, 120, 180, 360)
+MAX_TICKS = 6
+#: Data covering less than this share of the asked span is drawn over its own time (a new
+#: device's first minutes on a 24-hour chart would otherwise be a sliver at the edge).
+ZOOM_BELOW = 0.25
+
+
 def _ticks(t0: float, t1: float, tz: ZoneInfo) -> tuple[list[datetime], bool]:
-    """Tick times at round local hours (short spans) or local midnights; True for days."""
+    """Tick times at round local minutes or hours (up to 36 h) or local midnights; True
+    for days."""
     span = t1 - t0
     if span <= 36 * 3600:
-        step_h, days = 6, False
+        step = next((m for m in STEPS_MIN if span / (m * 60) <= MAX_TICKS), STEPS_MIN[-1])
+        days = False
     elif span <= 8 * 86_400:
-        step_h, days = 24, True
+        step, days = 24 * 60, True
     else:
-        step_h, days = 24 * 7, True
+        step, days = 7 * 24 * 60, True
     start = local_time(t0, tz)
     if days:
         local = start.replace(hour=0, minute=0, second=0, microsecond=0).replace(tzinfo=None)
     else:
-        local = start.replace(minute=0, second=0, microsecond=0, tzinfo=None)
-        local -= timedelta(hours=local.hour % step_h)
+        local = start.replace(second=0, microsecond=0, tzinfo=None)
+        local -= timedelta(minutes=(local.hour * 60 + local.minute) % step)
     out: list[datetime] = []
     while True:
-        local += timedelta(hours=step_h)
+        local += timedelta(minutes=step)
         aware = local.replace(tzinfo=tz)
         ts = aware.timestamp()
         if ts > t1:
@@ -80,6 +90,9 @@ def line_chart(
     ``summary(min, max, last)`` the sentence a screen reader says.
     """
     pts = sorted(p for p in points if t0 <= p[0] <= t1)
+    if pts and t1 - pts[0][0] < (t1 - t0) * ZOOM_BELOW:
+        # Little data yet: the chart spans the data (with a margin), its ticks say when.
+        t0 = max(t0, pts[0][0] - max(60.0, (t1 - pts[0][0]) * 0.05))
     x0, x1 = LEFT, W - RIGHT
     y0, y1 = TOP, H - BOTTOM
     parts: list[str] = []

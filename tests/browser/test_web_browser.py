@@ -111,7 +111,7 @@ def test_every_staff_page_on_a_phone(
     page.fill("#q", "")
 
     page.click(".device-card a[href='/app/devices/ap-nha-van-hoa']")
-    page.wait_for_selector("svg.chart polyline")
+    page.wait_for_selector("svg.chart polyline", state="attached")
     assert page.locator("svg.chart").count() >= 4
     phone.shot(artifacts, "device-24h")
     page.click(".segmented a[href='?range=7d']")
