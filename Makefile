@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # System packages the hub and its tests use (Debian names).
 SYSTEM_PACKAGES := mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv \
 	gammu gammu-smsd
-TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium fail2ban
+TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium fail2ban faketime gcc
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench system-deps lint typecheck pytest clean

@@ -21,9 +21,11 @@ from hub.automation.notify import Notifier
 from hub.automation.rule_book import RuleBook
 from hub.automation.rule_model import load_rules_file
 from hub.automation.rules import RulesEngine
+from hub.automation.sms import EmergencySms
 from hub.broadcast.announcements import Announcements
 from hub.broadcast.hub_alerts import HubAlerts
 from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
+from hub.broadcast.recovery import recover_interrupted
 from hub.broadcast.rendering import Renderer
 from hub.broadcast.schedule import Scheduler
 from hub.clock import Clock, SystemClock, clock_synced
@@ -34,6 +36,7 @@ from hub.events import (
     BrokerLinkChanged,
     Dispatcher,
     MessagesStored,
+    PlayoutStateChanged,
     StatusChange,
 )
 from hub.ingest.discovery import DeviceInfo, HomeAssistantMirror
@@ -42,6 +45,7 @@ from hub.ingest.mqtt import MqttLink
 from hub.ingest.writer import DeviceRow, Ingest
 from hub.mirror import MqttMirror
 from hub.services.alerts import Alerts
+from hub.services.clock import ClockTrust
 from hub.services.devices import Devices
 from hub.services.feedback import Feedback
 from hub.services.users import Users
@@ -50,6 +54,8 @@ from hub.store import Store
 from hub.store.announcements import AnnouncementTable, BroadcastLog
 from hub.store.outbox import Outbox
 from hub.store.retention import Retention
+from hub.store.space import StorageState
+from hub.watchdog import Probe, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +96,16 @@ class Hub:
     rules: RulesEngine
     outputs: SwitchedOutputs | None
     discovery: HomeAssistantMirror
+    #: Full or failing writes, as every writer reports them (health, 507/503, disk_full).
+    storage: StorageState
+    #: Whether the clock can be believed (NTP, an RTC, the head's phone).
+    clock_trust: ClockTrust
     rule_book: RuleBook = field(init=False)
     _timer_stop: threading.Event = field(default_factory=threading.Event)
     _timer: threading.Thread | None = None
     started: bool = False
+    #: systemd's watchdog (under ``Type=notify``), pinged while the loops make progress.
+    watchdog: Watchdog | None = None
 
     def __post_init__(self) -> None:
         self.rule_book = RuleBook(self.store, self.clock, self.rules, reload=self.reload_rules)
@@ -109,12 +121,24 @@ class Hub:
         self._timer = threading.Thread(target=self._timers, name="hub-timers", daemon=True)
         self._timer.start()
         threading.Thread(target=self.prerender, name="prerender", daemon=True).start()
+        self.watchdog = Watchdog.from_env(
+            {
+                "ingest writer": Probe(self.ingest.call),
+                "scheduler": lambda: self.announcements.table.looked_at,
+                "playout": lambda: self.playout.heartbeat,
+            }
+        )
+        if self.watchdog is not None:
+            self.watchdog.start()
         self.started = True
         log.info("hub started for site %s", self.settings.site)
 
     def stop(self) -> None:
         """Reverse order, amplifier off first: cut the sound, stop taking messages, let
         the writer finish, close the file."""
+        if self.watchdog is not None:
+            self.watchdog.stop()  # STOPPING=1: systemd waits for the exit, no more pings
+            self.watchdog = None
         self.playout.stop()
         if self.hardware is not None:
             self.hardware.safe_shutdown()
@@ -152,15 +176,15 @@ class Hub:
 
     def prerender(self) -> None:
         """Emergency announcements the rules may make, rendered before they are needed."""
-        views = [_view(self.settings, d) for d in self.ingest.devices()]
-        self.announcements.prerender(self.rules.emergency_texts(views))
+        devices = self.ingest.devices()
+        views = [_view(self.devices, d) for d in devices]
+        readings = {d.id: d.metrics for d in devices}
+        self.announcements.prerender(self.rules.emergency_texts(views, readings))
 
 
-def _view(settings: Settings, d: DeviceRow) -> DeviceView:
-    h = settings.health.devices.get(d.id)
-    return DeviceView(
-        d.id, (h.name if h else None) or d.name or d.id, d.kind, h.zone if h else None
-    )
+def _view(devices: Devices, d: DeviceRow) -> DeviceView:
+    # What a technician set on the device page wins over the config file's name and zone.
+    return devices.view(d.id, d.kind, d.name, d.metrics)
 
 
 def _info(d: DeviceRow) -> DeviceInfo:
@@ -225,7 +249,13 @@ def build_hub(
     store = Store(settings.db_path)
     router = build_router(settings)
     monitor = Monitor(settings.health, settings.tz)
-    ingest = Ingest(settings, store, router, monitor, clock, events=events)
+    # The hub's own alerts, and the one state of the storage every writer reports to
+    # (it raises the disk_full alert once and clears it once).
+    hub_alerts = HubAlerts(store, clock, events)
+    storage = StorageState(store, settings.data_dir, clock, hub_alerts)
+    # Is the clock right? NTP (``synced``), an RTC read at boot, the head's phone this boot.
+    clock_trust = ClockTrust(settings.clock, store, clock, ntp=synced)
+    ingest = Ingest(settings, store, router, monitor, clock, events=events, storage=storage)
 
     def filters_known(digest: str) -> bool:
         # paho thread: a read through that thread's own connection.
@@ -286,7 +316,6 @@ def build_hub(
             )
         ),
     )
-    hub_alerts = HubAlerts(store, clock, events)
     announcements = Announcements(
         settings,
         store,
@@ -306,7 +335,8 @@ def build_hub(
         playout=playout,
         alerts=hub_alerts,
         events=events,
-        clock_synced=synced,
+        clock_synced=clock_trust.synced,
+        storage=storage,
     )
     retention = Retention(
         settings.retention,
@@ -315,6 +345,7 @@ def build_hub(
         clock=clock,
         render_dir=renderer.cache_dir,
         render_lock=renderer.render_lock,
+        clock_synced=clock_trust.synced,
     )
 
     notifier = Notifier(settings.notify, clock=clock, tz=settings.tz, outbox=Outbox(store))
@@ -360,9 +391,11 @@ def build_hub(
         zones=tuple(settings.gpio.zones),
     )
 
+    devices = Devices(store, settings, clock, ingest.stats)
+
     def device_view(device_id: str) -> DeviceView | None:
         d = ingest.device(device_id)
-        return _view(settings, d) if d is not None else None
+        return _view(devices, d) if d is not None else None
 
     def status_of(device_id: str) -> str | None:
         h = monitor.devices.get(device_id)
@@ -385,6 +418,13 @@ def build_hub(
     events.subscribe(BroadcastLogged, announcements.on_broadcast_logged)
     events.subscribe(AnnouncementChanged, scheduler.on_announcement_changed)
     MqttMirror(settings.site, publish).subscribe(events)
+    # Emergencies by SMS to the households of their zones (when an sms channel has them):
+    # what the loudspeakers say reaches a phone even with the internet down.
+    sms = EmergencySms(
+        settings.notify, notifier, announcement_rows.row, clock=clock, village=settings.village
+    )
+    events.subscribe(PlayoutStateChanged, sms.on_playout_state)
+    events.subscribe(BroadcastLogged, sms.on_broadcast_logged)
 
     if hardware is not None and hardware.buttons is not None:
         # gpiozero's callback threads: both hand over at once.
@@ -394,6 +434,15 @@ def build_hub(
         hardware.amplifier.when_capped = lambda: _discard(
             playout.stop_current("amplifier on-time cap")
         )
+    # What a dead hub left on air: logged interrupted, replayed once as the settings say
+    # (before the scheduler's own recovery, which then finds the occurrence logged).
+    a_set = settings.announcements
+    recover_interrupted(
+        playout,
+        as_run,
+        emergency=a_set.replay_interrupted_emergency,
+        others_within_s=a_set.grace_s if a_set.replay_interrupted else None,
+    )
     return Hub(
         settings=settings,
         clock=clock,
@@ -401,7 +450,7 @@ def build_hub(
         store=store,
         users=Users(store, http=settings.http, clock=clock),
         feedback=Feedback(store, clock=clock),
-        devices=Devices(store, settings, clock, ingest.stats),
+        devices=devices,
         alerts=Alerts(store, clock, events),
         monitor=monitor,
         ingest=ingest,
@@ -415,6 +464,8 @@ def build_hub(
         rules=rules,
         outputs=outputs,
         discovery=ha,
+        storage=storage,
+        clock_trust=clock_trust,
     )
 
 

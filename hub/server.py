@@ -21,10 +21,12 @@ from hub.api import (
     alerts_ack,
     announcements,
     auth,
+    clock,
     devices,
     errors,
     feedback,
     health,
+    households,
     metrics,
     rules,
     stream,
@@ -76,7 +78,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     errors.install(app)
     for module in (health, auth, devices, metrics, announcements, feedback, rules):
         app.include_router(module.router)
-    for module in (stream, alerts_ack, users):
+    for module in (stream, alerts_ack, users, clock, households):
         app.include_router(module.router)
     mount_web(app, hub)
     return app

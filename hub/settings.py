@@ -23,6 +23,7 @@ from hub.ingest.health_settings import DeviceHealth as DeviceHealth
 from hub.ingest.health_settings import HealthSettings as HealthSettings
 from hub.ingest.health_settings import KindHealth as KindHealth
 from hub.ingest.health_settings import Threshold as Threshold
+from hub.services.clock_settings import ClockSettings
 
 _ID = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -222,6 +223,20 @@ class AudioSettings(_Model):
     repeat_gap_s: float = Field(2.0, ge=0, le=30, description="Silence between repeats.")
     max_upload_mb: float = Field(25, gt=0, le=200, description="Largest recording accepted.")
     max_upload_s: float = Field(900, gt=0, description="Longest recording accepted (s).")
+    render_cache_mb: float = Field(
+        64,
+        gt=0,
+        le=100_000,
+        description="Size budget of the rendered audio (<data_dir>/render), in MB: over it, "
+        "the least recently used goes first; emergency audio is never evicted.",
+    )
+    prerender_max: int = Field(
+        6,
+        ge=0,
+        le=200,
+        description="Emergency texts the rules may say, rendered ahead at most (the most "
+        "urgent first; about 2 MB each); 0 renders them only when needed.",
+    )
 
 
 class AnnouncementSettings(_Model):
@@ -243,6 +258,16 @@ class AnnouncementSettings(_Model):
         12, ge=1, description="Normal and priority broadcasts per local day at most."
     )
     emergency_repeats: int = Field(3, ge=1, le=10, description="Repeats of an emergency.")
+    replay_interrupted_emergency: bool = Field(
+        True,
+        description="An emergency cut by a crash or a power cut plays again at once when the "
+        "hub is back (once: a replay cut again is not replayed).",
+    )
+    replay_interrupted: bool = Field(
+        True,
+        description="A normal or priority broadcast cut by a crash or a power cut plays again "
+        "when the hub is back within grace_s of its time (once).",
+    )
     require_clock_sync: bool = Field(
         True,
         description="Nothing fires while the system clock is not synchronised (a Pi has no "
@@ -349,6 +374,7 @@ class Settings(_Model):
     notify: NotifySettings = Field(
         default_factory=NotifySettings, description="Messages to technicians and the village head."
     )
+    clock: ClockSettings = Field(default_factory=ClockSettings, description="Trusting the clock.")
 
     @field_validator("timezone")
     @classmethod

@@ -1,4 +1,4 @@
-"""GET /api/health: is the hub really working (broker, database, messages flowing)?"""
+"""GET /api/health: is the hub really working (broker, database, storage, messages flowing)?"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from hub import __version__
 from hub.api.deps import HubDep
 from hub.api.schemas import HealthOut, json_of
-from hub.clock import clock_synced
+from hub.clock import iso
 
 router = APIRouter(tags=["health"])
 
@@ -40,6 +40,12 @@ def health(hub: HubDep) -> JSONResponse:
     db = "ok" if hub.store.check() else "error"
     if db != "ok":
         problems.append("the database does not answer")
+    storage = hub.storage.status()
+    if storage.state in ("full", "failing"):
+        problems.append(storage.detail or "the storage refuses writes")
+    clock = hub.clock_trust.state()
+    if clock.problem and hub.settings.announcements.require_clock_sync:
+        problems.append(clock.problem)  # scheduled broadcasts wait (emergencies do not)
     ing = hub.ingest
     st = ing.stats
     if hub.started and not ing.alive:
@@ -54,7 +60,8 @@ def health(hub: HubDep) -> JSONResponse:
         "status": "ok" if not problems else "error",
         "mqtt": mqtt,
         "db": db,
-        "clock_synced": clock_synced(),
+        "clock_synced": clock.synced,
+        "clock": clock.brief(),
         "version": __version__,
         "ingest": {
             "received": st.received,
@@ -64,6 +71,14 @@ def health(hub: HubDep) -> JSONResponse:
             "internal_errors": st.internal_errors,
             "pending": ing.pending,
             "last_error": st.last_error,
+            "paused": ing.paused_since is not None,
+        },
+        "storage": {
+            "state": storage.state,
+            "free_bytes": storage.free_bytes,
+            "total_bytes": storage.total_bytes,
+            "detail": storage.detail,
+            "since": iso(storage.since),
         },
     }
     if problems:

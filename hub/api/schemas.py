@@ -178,6 +178,29 @@ class IngestOut(BaseModel):
     internal_errors: int
     pending: int
     last_error: str | None
+    paused: bool = Field(
+        description="The writer holds a batch the storage refused (the broker keeps the rest)."
+    )
+
+
+class StorageOut(BaseModel):
+    state: Literal["ok", "low", "full", "failing"] = Field(
+        description="full: writes refused for lack of space; failing: refused for another "
+        "reason (an I/O error); low: little space left."
+    )
+    free_bytes: int | None = Field(description="Free space of the data folder (None: unknown).")
+    total_bytes: int | None
+    detail: str | None = Field(description="The failure or the warning, in words.")
+    since: str | None = Field(description="When the storage began to refuse writes.")
+
+
+class HealthClockOut(BaseModel):
+    source: Literal["ntp", "rtc", "phone", "none"] = Field(
+        description="What makes the clock trusted: NTP, an RTC read at boot, the head's phone "
+        "this boot; none: scheduled broadcasts wait (emergencies never do)."
+    )
+    synced: bool
+    now: str = Field(description="The hub's time (ISO 8601, UTC).")
 
 
 class HealthOut(BaseModel):
@@ -185,8 +208,10 @@ class HealthOut(BaseModel):
     mqtt: Literal["connected", "disconnected"]
     db: Literal["ok", "error"]
     clock_synced: bool | None
+    clock: HealthClockOut
     version: str
     ingest: IngestOut
+    storage: StorageOut
     problems: list[str] = Field(default_factory=list, description="Why it is not ok.")
 
 

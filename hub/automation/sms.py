@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import threading
 import uuid
@@ -361,7 +362,7 @@ class EmergencySms:
         self,
         settings: NotifySettings,
         notifier: Notifier,
-        lookup: Callable[[str], Mapping[str, Any] | None],
+        lookup: Callable[[str], sqlite3.Row | Mapping[str, Any] | None],
         *,
         clock: Clock,
         village: str,

@@ -137,6 +137,30 @@ MIGRATIONS: list[str] = [
     """
     DELETE FROM devices WHERE id = 'cmd' AND kind = 'gateway';
     """,
+    # 9: households' phones for emergency SMS (opt-in, kept by the head), and every SMS
+    # queued for the modem with what became of it (hub/store/households.py, outbox.py)
+    """
+    CREATE TABLE households(
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL, phone TEXT NOT NULL UNIQUE,
+        zone TEXT NOT NULL, opted_in_at REAL NOT NULL, added_by TEXT NOT NULL);
+    CREATE INDEX households_zone ON households(zone);
+    CREATE TABLE sms_log(
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, channel TEXT NOT NULL, phone TEXT NOT NULL,
+        incident TEXT NOT NULL, digest TEXT NOT NULL, text TEXT NOT NULL,
+        parts INTEGER NOT NULL, files TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL,
+        detail TEXT, updated_at REAL NOT NULL);
+    CREATE INDEX sms_log_phone ON sms_log(phone, at);
+    CREATE INDEX sms_log_at ON sms_log(at);
+    CREATE INDEX sms_log_status ON sms_log(status, at);
+    """,
+    # 10: what a technician calls a device on the pages, what the loudspeakers say for it,
+    # where it stands and its loudspeaker zone; NULL: the config file's name, else a default
+    """
+    ALTER TABLE devices ADD COLUMN display_name TEXT;
+    ALTER TABLE devices ADD COLUMN spoken_name TEXT;
+    ALTER TABLE devices ADD COLUMN location TEXT;
+    ALTER TABLE devices ADD COLUMN zone TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -342,7 +366,10 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite has already rolled back after some errors (SQLITE_FULL): a second
+        # ROLLBACK would fail with "cannot rollback" and hide the error that matters.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
