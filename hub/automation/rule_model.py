@@ -30,10 +30,13 @@ class MetricTrigger(_M):
     type: Literal["metric"]
     metric: str = Field(min_length=1, max_length=64, description="e.g. water_level_cm")
     op: Literal[">", ">=", "<", "<="]
-    value: float
+    value: float = Field(allow_inf_nan=False)
     for_s: float = Field(0, ge=0, le=86_400, description="Must hold this long, both ways.")
     hysteresis: float = Field(
-        0, ge=0, description="Clears only once the value is this far back past the limit."
+        0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Clears only once the value is this far back past the limit.",
     )
 
 
@@ -79,7 +82,8 @@ class AnnounceAction(_M):
     title: str = Field("Cảnh báo", max_length=200)
     priority: Literal["normal", "high", "emergency"] = "emergency"
     category: Literal["notice", "news", "meeting", "emergency"] = "emergency"
-    zones: list[str] = Field(default_factory=lambda: ["all"])
+    # At least one: an announcement to no zone would switch the amplifier on for silence.
+    zones: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
     repeat: int = Field(1, ge=1, le=5)
     clear_template: str | None = Field(None, max_length=2000, description="Said when it clears.")
 

@@ -169,7 +169,10 @@ class ClockTrust:
 
     # -- reading ---------------------------------------------------------------------------
     def synced(self) -> bool:
-        """Trusted now? What the scheduler (``clock_synced``) and retention ask."""
+        """Trusted now? What the scheduler (``clock_synced``, every turn) and retention ask.
+        NTP first: when it answers yes, nothing else is read (no file, no query)."""
+        if self.settings.ntp and self._ntp():
+            return True
         return self.state().synced
 
     def state(self) -> ClockState:

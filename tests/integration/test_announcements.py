@@ -276,7 +276,7 @@ def test_scheduled_items_wait_while_the_clock_is_not_synchronised(
             what="clock alert",
         )
         assert "not synchronised" in alerts[0]["message"]
-        h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=6))
+        h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=6), step=10.0)
         assert h.http().get("/api/broadcasts").json() == []
         synced.set()
         h.run_until(lambda: h.http().get("/api/broadcasts").json(), what="plays once synced")
