@@ -75,7 +75,9 @@ def test_with_the_clock_unsynchronised_now_plays_and_scheduled_waits(
         later = h.post({"title": "Họp", "text": "Họp thôn.", "start_at": "2026-12-01T07:01:00"})
         e = h.post(EMERGENCY)
         now = h.post({"title": "Ngay", "text": "Thông báo ngay."})
-        h.h.run_until(lambda: len(h.broadcasts()) == 2, what="the two 'now' items played")
+        h.h.run_until(
+            lambda: len(h.broadcasts()) == 2, step=2.0, what="the two 'now' items played"
+        )
         assert {b["announcement_id"]: b["status"] for b in h.broadcasts()} == {
             e["id"]: "played",
             now["id"]: "played",
@@ -195,9 +197,11 @@ def test_a_full_disk_plays_an_occurrence_once_and_says_disk_full(
         # Every page the database had in spare is used up too: the WAL file goes.
         h.h.hub.store.connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         _fill(small_disk)
-        h.h.run_until(lambda: len(h.plays) >= 1, what="the first occurrence")
+        h.h.run_until(lambda: len(h.plays) >= 1, step=2.0, what="the first occurrence")
         # The refused write never sends it back to the playout.
-        h.h.run_until(lambda: len(h.plays) >= 2, limit=600, what="the second (rendered) item")
+        h.h.run_until(
+            lambda: len(h.plays) >= 2, step=2.0, limit=600, what="the second (rendered) item"
+        )
         # Three minutes of ticks after the second (a refused write replayed every 10 s).
         h.h.run_until(lambda: h.clock.now() > T0 + timedelta(minutes=6), step=2.0)
         assert h.plays == ["play", "play"]
@@ -206,7 +210,9 @@ def test_a_full_disk_plays_an_occurrence_once_and_says_disk_full(
         ]
         # Space again: the schedule is written, the alert cleared.
         (small_disk / "filler").unlink()
-        h.h.run_until(lambda: ("disk_full", "cleared") in h.alerts, what="alert cleared")
+        h.h.run_until(
+            lambda: ("disk_full", "cleared") in h.alerts, step=2.0, what="alert cleared"
+        )
         # Each refused write is retried at a later tick: wait for both, then look.
         for a in (first, second):
             h.h.run_until(
