@@ -75,9 +75,7 @@ def test_with_the_clock_unsynchronised_now_plays_and_scheduled_waits(
         later = h.post({"title": "Họp", "text": "Họp thôn.", "start_at": "2026-12-01T07:01:00"})
         e = h.post(EMERGENCY)
         now = h.post({"title": "Ngay", "text": "Thông báo ngay."})
-        h.h.run_until(
-            lambda: len(h.broadcasts()) == 2, step=2.0, what="the two 'now' items played"
-        )
+        h.h.run_until(lambda: len(h.broadcasts()) == 2, step=2.0, what="the two 'now' items played")
         assert {b["announcement_id"]: b["status"] for b in h.broadcasts()} == {
             e["id"]: "played",
             now["id"]: "played",
@@ -210,9 +208,7 @@ def test_a_full_disk_plays_an_occurrence_once_and_says_disk_full(
         ]
         # Space again: the schedule is written, the alert cleared.
         (small_disk / "filler").unlink()
-        h.h.run_until(
-            lambda: ("disk_full", "cleared") in h.alerts, step=2.0, what="alert cleared"
-        )
+        h.h.run_until(lambda: ("disk_full", "cleared") in h.alerts, step=2.0, what="alert cleared")
         # Each refused write is retried at a later tick: wait for both, then look.
         for a in (first, second):
             h.h.run_until(
