@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hub.app import Hub
+from hub.automation.notify_settings import SmsChannel
 from hub.errors import NotFound
 from hub.services.households import HouseholdIn, HouseholdRefused, Households, PhoneTaken
 from hub.web.render import hub_of, not_found, read_form, render, translator
@@ -67,6 +68,11 @@ def _page(
         per_zone=service.per_zone(),
         zone_names=hub.settings.gpio.zone_names,
         sms=service.sms_log(SMS_SHOWN),
+        # Without an sms channel for households the list is kept but nothing is sent: say so.
+        sms_ready=any(
+            isinstance(ch, SmsChannel) and ch.households
+            for ch in hub.settings.notify.channels.values()
+        ),
         can_edit=session.user.has("head"),
         notice=notice,
         errors=errors or {},

@@ -25,6 +25,9 @@ def test_head_adds_a_household_wrong_number_then_right(
         phone.sign_in("truongthon-hh", "head")
         page = phone.page
         phone.go("/app/households")
+        # No SMS channel on this hub: the page says the list sends nothing yet.
+        assert page.locator("[data-sms-off]").is_visible()
+        assert "chưa hộ nào nhận được tin" in page.inner_text("[data-sms-off]")
         page.fill("#hh-name", "Nhà ông Bảy")
         page.fill("#hh-phone", "0123 45")
         page.select_option("#hh-zone", "xom-tay")
