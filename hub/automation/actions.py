@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hub.automation.notify_status import queued_line
 from hub.automation.rule_model import (
     Action,
     AnnounceAction,
@@ -104,7 +105,8 @@ def perform(
                 "severity": "critical" if raised else "info",
             },
         )
-        return f"notify: {', '.join(sent) or 'no channel configured'}", None
+        # Queued for each channel (the notifier's outcomes rewrite it), or sent nowhere.
+        return queued_line(sent), None
     if isinstance(a, SwitchAction):
         if not raised:
             return "switch: nothing to do when it clears", None

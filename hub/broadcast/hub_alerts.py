@@ -46,6 +46,15 @@ class HubAlerts:
         self._write(change)
         return change
 
+    def open_alert(self, rule: str) -> AlertChange | None:
+        """The hub's alert of ``rule`` a previous run left open (its owner adopts it at
+        start instead of raising a second one), or None."""
+        conn = self.store.connection()
+        for a in alert_rows.alerts(conn, state="raised", device_id=HUB, order="newest"):
+            if a.rule == rule:
+                return alert_rows.get(conn, a.id)
+        return None
+
     def clear(self, raised: AlertChange) -> None:
         self._write(replace(raised, state="cleared", cleared_at=self.clock.now().timestamp()))
 

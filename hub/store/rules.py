@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -187,3 +187,53 @@ def firings(conn: sqlite3.Connection, rule_id: str, limit: int) -> list[FiringRo
 def last_firing(conn: sqlite3.Connection, rule_id: str) -> FiringRow | None:
     found = firings(conn, rule_id, 1)
     return found[0] if found else None
+
+
+def update_result(
+    conn: sqlite3.Connection, incident: str, state: str, change: Callable[[str], str | None]
+) -> bool:
+    """Rewrite the result lines of the firing ``(incident, state)`` that ``change`` returns
+    a new text for (the notifier's outcomes); False when no line changed. A rule's incident
+    starts with its rule id, which finds the firing through the rule's index."""
+    rule_id = incident.partition(":")[0]
+    rows = conn.execute(
+        "SELECT id, actions FROM rule_firings WHERE rule_id=? AND incident=? AND state=?",
+        (rule_id, incident, state),
+    ).fetchall()
+    changed = False
+    for fid, actions in rows:
+        lines: list[str] = json.loads(actions)
+        new = [change(text) or text for text in lines]
+        if new != lines:
+            conn.execute(
+                "UPDATE rule_firings SET actions=? WHERE id=?",
+                (json.dumps(new, ensure_ascii=False), fid),
+            )
+            changed = True
+    return changed
+
+
+def since(conn: sqlite3.Connection, at: float, limit: int) -> list[FiringRow]:
+    """Every rule's firings from ``at`` on, newest first."""
+    rows = conn.execute(_FIRING + " WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?", (at, limit))
+    return [_firing(r) for r in rows]
+
+
+#: Causes whose incident lasts until it clears (a button's or a schedule's fires once).
+LASTING = ("metric", "status", "alert")
+
+
+def still_raised(conn: sqlite3.Connection, limit: int) -> list[FiringRow]:
+    """The incidents still raised: per rule and device, the latest firing of a lasting
+    cause, when it raised; newest first."""
+    marks = ",".join("?" * len(LASTING))
+    rows = conn.execute(
+        _FIRING + " AS f WHERE state='raised'"
+        f" AND json_extract(cause, '$.event') IN ({marks})"
+        " AND NOT EXISTS (SELECT 1 FROM rule_firings AS later"
+        "   WHERE later.rule_id = f.rule_id AND later.device_id IS f.device_id"
+        "   AND (later.at > f.at OR (later.at = f.at AND later.id > f.id)))"
+        " ORDER BY at DESC, id DESC LIMIT ?",
+        (*LASTING, limit),
+    )
+    return [_firing(r) for r in rows]

@@ -23,7 +23,7 @@ from hub.errors import NotFound
 from hub.services.devices import NAME_FIELDS, NAME_LIMITS, NamingInvalid
 from hub.store.devices import Device
 from hub.web import device_text as dt
-from hub.web import views
+from hub.web import firing_views, views
 from hub.web.charts import line_chart
 from hub.web.render import hub_of, not_found, read_form, render, translator
 from hub.web.session import Session, form_session, require_page, safe_next
@@ -210,6 +210,10 @@ def alerts_page(request: Request, ok: str = "") -> HTMLResponse:
     hub = hub_of(request)
     session = require_page(request, hub, "technician")
     t = translator(request)
+    # What the rules hold raised comes first: during a flood the page never says that
+    # everything is fine because no device is down; and a notification that went nowhere.
+    notify = firing_views.notify_notice(hub, t)
+    tz = hub.settings.tz
     return render(
         request,
         "alerts.html",
@@ -218,9 +222,12 @@ def alerts_page(request: Request, ok: str = "") -> HTMLResponse:
         active="alerts",
         live=True,
         data={"page": "alerts"},
+        raised=firing_views.raised_rules(hub, t),
+        notify_notice=notify,
+        when=lambda ts: t.when(ts, tz),
         open=views.open_alerts(hub),
         cleared=views.cleared_alerts(hub),
-        alert_title=lambda a: views.alert_title(t, a),
+        alert_title=lambda a: firing_views.alert_title_counted(t, a, notify),
         notice=t("alerts.acked_ok") if ok == "acked" else "",
     )
 

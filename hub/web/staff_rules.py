@@ -29,6 +29,7 @@ from hub.automation.rule_book import ApprovalState, approval_state
 from hub.automation.rule_model import Rule
 from hub.errors import HubError, NotFound
 from hub.store.rules import FiringRow
+from hub.web.firing_views import action_results
 from hub.web.forms import Fields, read_fields
 from hub.web.render import error_page, hub_of, iso_text, not_found, render, translator
 from hub.web.rule_form import (
@@ -50,7 +51,6 @@ from hub.web.staff_words import (
     action_words,
     cause_words,
     condition_words,
-    result_parts,
     trigger_words,
 )
 from hub.words import Translator
@@ -250,7 +250,7 @@ def _rule(
             "device": f.device_id,
             "state": f.state,
             "cause": cause_words(t, f.cause, tz),
-            "results": [result_parts(t, r) for r in f.actions],
+            "results": action_results(t, f.actions),
         }
         for f in hub.rule_book.firings(rule_id, FIRINGS)
     ]

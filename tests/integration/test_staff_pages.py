@@ -564,7 +564,7 @@ def test_rules_are_added_edited_and_deleted_and_their_firings_shown(
     words = text_of(page.text)
     assert "cau-dong" in words and "Bắt đầu" in words
     assert "Mực nước = 152 cm (≥ 100 cm)" in words
-    assert "Nhắn tin: no channel configured" in words
+    assert "Nhắn tin: Không gửi được: chưa cấu hình kênh nhận tin" in words
     assert "Lần cuối: vừa xong" in text_of(head.get("/app/rules").text)
     # Edit: the box holds the rule as TOML; a rule keeps its id.
     assert 'name = "Thử"' in unescape(page.text)
