@@ -18,6 +18,7 @@ from hub import __version__
 from hub.automation.actions import DeviceView, Effects
 from hub.automation.notification import Notification
 from hub.automation.notify import Notifier
+from hub.automation.notify_status import NotifyStatus
 from hub.automation.rule_book import RuleBook
 from hub.automation.rule_model import load_rules_file
 from hub.automation.rules import RulesEngine
@@ -166,7 +167,8 @@ class Hub:
             self.ingest.call(lambda: _discard(self.discovery.drain()))
             if self.clock.monotonic() >= next_sweep:
                 next_sweep = self.clock.monotonic() + sweep_every
-                self.ingest.call(self.retention.sweep)
+                # In steps, each queued behind the messages waiting: no stall of ingest.
+                self.ingest.call(lambda: self.retention.sweep_in_steps(self.ingest.call))
                 threading.Thread(target=self.prerender, name="prerender", daemon=True).start()
 
     def reload_rules(self) -> None:
@@ -348,7 +350,16 @@ def build_hub(
         clock_synced=clock_trust.synced,
     )
 
-    notifier = Notifier(settings.notify, clock=clock, tz=settings.tz, outbox=Outbox(store))
+    # What became of each notification: on the rule's firing, and the notify_undelivered
+    # alert (the firing is logged by the writer after its actions: updates queue behind it).
+    notify_status = NotifyStatus(store, hub_alerts, handover=ingest.call)
+    notifier = Notifier(
+        settings.notify,
+        clock=clock,
+        tz=settings.tz,
+        outbox=Outbox(store),
+        on_result=notify_status.delivered,
+    )
     outputs = (
         SwitchedOutputs(settings.gpio.outputs, pin_factory=pin_factory)
         if settings.gpio.enabled and settings.gpio.outputs
@@ -371,6 +382,8 @@ def build_hub(
                     channels=tuple(channels),
                 )
             )
+        else:
+            notify_status.unconfigured(data["incident"], data["state"], list(to))
         return channels
 
     def switch(output: str, seconds: float) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ def cmd_backup(settings: Settings, *, out: Path | None, keep: int, max_mib: int)
     if keep < 1 or max_mib < 1:
         raise ValueError("--keep and --max-mib must be at least 1")
     out_dir = out or backup_dir(settings)
+    started = time.monotonic()
     snap = backup.snapshot(
         settings.db_path,
         out_dir,
@@ -70,7 +72,8 @@ def cmd_backup(settings: Settings, *, out: Path | None, keep: int, max_mib: int)
     kept_bytes = sum(p.stat().st_size for p in snap.kept)
     print(
         f"wrote {snap.path} ({_mib(snap.size)} compressed, database {_mib(snap.database_size)},"
-        f" integrity ok); {len(snap.kept)} backup(s) kept in {out_dir} ({_mib(kept_bytes)})"
+        f" integrity ok) in {time.monotonic() - started:.1f} s; {len(snap.kept)} backup(s)"
+        f" kept in {out_dir} ({_mib(kept_bytes)})"
     )
     for p in snap.removed:
         print(f"removed {p} (over --keep {keep} or --max-mib {max_mib})")

@@ -32,6 +32,7 @@ from hub.errors import StoreError
 from hub.events import AlertChange
 from hub.store import SCHEMA_VERSION, DatabaseCorrupt, Store, check_file, immediate
 from hub.store import alerts as alert_rows
+from hub.store.space import LOW_BYTES
 
 #: What a backup is called: its UTC time; ``hub-YYYYmmdd.db`` are the older nightly copies
 #: (sqlite3's ``.backup``), still recognised for recovery and pruning.
@@ -82,13 +83,22 @@ class Recovery:
 
 
 def snapshot(
-    db_path: Path, out_dir: Path, *, now: datetime, keep: int = 15, max_bytes: int = 1 << 30
+    db_path: Path,
+    out_dir: Path,
+    *,
+    now: datetime,
+    keep: int = 15,
+    max_bytes: int = 1 << 30,
+    reserve: int = LOW_BYTES,
 ) -> Snapshot:
     """Write ``out_dir/hub-YYYYmmdd-HHMMSS.db.gz`` (UTC) from the live database, verified,
-    then prune older copies to ``keep`` files and ``max_bytes`` in all."""
+    then prune older copies to ``keep`` files and ``max_bytes`` in all. Refused, before
+    anything is written, when the copy would leave less than ``reserve`` bytes free on the
+    database's card (the hub's writes would fail: a full card is worse than no backup)."""
     if not db_path.exists():
         raise StoreError(f"no database at {db_path}: check data_dir in the settings")
     out_dir.mkdir(parents=True, exist_ok=True)
+    _check_room(db_path, out_dir, reserve)
     stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
     final = out_dir / f"hub-{stamp}.db.gz"
     tmp_db = out_dir / f".hub-{stamp}.db.tmp"
@@ -98,7 +108,9 @@ def snapshot(
         verify(tmp_db)
         database_size = tmp_db.stat().st_size
         with open(tmp_db, "rb") as src, open(tmp_gz, "wb") as raw:
-            with gzip.GzipFile(f"hub-{stamp}.db", "wb", compresslevel=6, fileobj=raw) as gz:
+            # Level 1: 3x faster than 6 for a 9 % larger file (64 MiB here: 0.6 s, 10.5 MiB
+            # against 1.9 s, 9.6 MiB); on a Pi that is what keeps a year's copy in a minute.
+            with gzip.GzipFile(f"hub-{stamp}.db", "wb", compresslevel=1, fileobj=raw) as gz:
                 shutil.copyfileobj(src, gz, _CHUNK)
             raw.flush()
             os.fsync(raw.fileno())
@@ -111,6 +123,30 @@ def snapshot(
         tmp_gz.unlink(missing_ok=True)
     kept, removed = prune(out_dir, keep=keep, max_bytes=max_bytes)
     return Snapshot(final, final.stat().st_size, database_size, kept, removed)
+
+
+def _check_room(db_path: Path, out_dir: Path, reserve: int) -> None:
+    """The copy needs the database's size (uncompressed, while it is checked) and the gzip
+    beside it (at most as much again); on the database's own file system ``reserve`` more
+    stays free for the hub."""
+    size = sum(
+        p.stat().st_size for p in (db_path, db_path.with_name(db_path.name + "-wal")) if p.exists()
+    )
+    need = 2 * size
+    try:
+        same = os.stat(out_dir).st_dev == os.stat(db_path).st_dev
+        free = shutil.disk_usage(out_dir).free
+    except OSError as e:
+        raise StoreError(f"cannot read the free space of {out_dir}: {e}") from e
+    if same:
+        need += reserve
+    if free < need:
+        kept = f" and {reserve >> 20} MiB left for the hub" if same else ""
+        raise StoreError(
+            f"not enough free space in {out_dir} for a backup: {free >> 20} MiB free, "
+            f"{(2 * size) >> 20} MiB needed for the copy{kept}; remove old backups "
+            "(or lower --keep / --max-mib), or give --out a folder on another disk"
+        )
 
 
 def _copy_online(db_path: Path, dest: Path) -> None:

@@ -1,15 +1,28 @@
 """Retention: hourly metric rollups, then old raw data removed, so a year fits an SD card.
 
-Runs as a job in the ingest writer thread (all writes happen there). Besides the
-database it trims the render cache: audio no announcement uses (listen previews,
-versions an edit replaced), unused for ``render_cache_days``.
+Runs in the ingest writer thread (all writes happen there), in steps. A step does about
+``STEP_S`` of work in one transaction, then the sweep queues its next step behind
+whatever the writer has waiting (:meth:`Retention.sweep_in_steps` with ``ingest.call``):
+a batch of messages, and the emergency rule it fires, waits for one step at most, never
+for the whole sweep (as one job, on a big database out of the page cache, it stopped
+ingest and the rules for 10-13 s). Rollups fold one finished hour at a time, readings
+taken in time order (rows written one after another: pages side by side on the card)
+a chunk per unit of work, summed in memory; the hour's rollups and its watermark are
+written together once it is whole, so a reader never sees half an hour and a sweep cut
+off midway folds that hour again. Deletes go in batches of rows. Each kind of unit
+learns its size: halved when a unit took longer than ``UNIT_S``, doubled when it took
+under a quarter of it (an SD card is slower than this machine).
+
+Besides the database it trims the render cache: audio no announcement uses (listen
+previews, versions an edit replaced), unused for ``render_cache_days``.
 
 Every cut-off is "now minus so many days": a clock that jumped to 2036 would delete
 everything. So a sweep first asks whether the clock is trusted at all (NTP, an RTC read
 at boot, or the head's phone this boot: :mod:`hub.services.clock`), then checks it
 against what the database has seen (the newest event received, the last sweep) and the
 year this hub was built; a clock that fails any of these deletes nothing and moves no
-watermark, and a watermark a jump left ahead of the clock comes back to it.
+watermark, and a watermark a jump left ahead of the clock comes back to it. A sweep
+keeps the "now" it started with to its last step.
 """
 
 from __future__ import annotations
@@ -17,14 +30,16 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from audio.cache import Keep, RenderCache, needed_soon_s
 from hub.clock import LATEST_SANE, SANE_YEARS, Clock
 from hub.settings import RetentionSettings
-from hub.store import Store
+from hub.store import Store, immediate
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +50,115 @@ DAY = 86_400.0
 #: trusted to delete (a hub down for longer sweeps again once events come in).
 AHEAD_S = 7 * DAY
 
+#: A step starts no unit of work that would end past this (by the last unit's length),
+#: then commits (a commit of many deleted rows costs a few more ms) and yields.
+STEP_S = 0.04
+#: What one unit of work aims at.
+UNIT_S = 0.02
+#: Bounds of a unit's size (rows read or deleted, rollup keys expired).
+MIN_UNIT, MAX_UNIT = 50, 20_000
+#: Rollup rows written per unit when an hour is whole (≈ 1 ms per 100 rows here).
+WRITE_ROWS = 1000
+
+# The readings of one chunk: after the cursor (ts, id), up to and with the edge (ts, id).
+# INDEXED BY: grouping by device would make the planner walk events_device_ts, the
+# whole table, to save a sort of a few thousand rows.
+_FOLD = """
+    SELECT e.device_id, j.key, count(*), min(j.value), max(j.value), sum(j.value)
+    FROM events e INDEXED BY events_ts, json_each(e.data, '$.metrics') j
+    WHERE e.ts >= ?1 AND e.ts <= ?3 AND (e.ts > ?1 OR e.id > ?2) AND (e.ts < ?3 OR e.id <= ?4)
+      AND e.type = 'reading' AND j.type IN ('integer', 'real')
+    GROUP BY e.device_id, j.key
+"""
+_EDGE = (
+    "SELECT ts, id FROM events WHERE ts >= ?1 AND ts < ?3 AND (ts > ?1 OR id > ?2)"
+    " ORDER BY ts, id LIMIT 1 OFFSET ?4"
+)
+_WRITE = """
+    INSERT INTO metrics_rollup(device_id, name, hour, n, min, max, sum) VALUES (?,?,?,?,?,?,?)
+    ON CONFLICT(device_id, name, hour) DO UPDATE SET
+      n=excluded.n, min=excluded.min, max=excluded.max, sum=excluded.sum
+"""
+
 
 class ClockNotTrusted(Exception):
     """The clock is not trusted or beyond the sanity bound: this sweep deletes nothing."""
+
+
+@dataclass(slots=True)
+class UnitSize:
+    """How much one unit of a kind of work takes on: learnt from how long units took."""
+
+    rows: int
+    lo: int = MIN_UNIT
+    hi: int = MAX_UNIT
+
+    def adapt(self, took: float) -> None:
+        if took > UNIT_S:
+            self.rows = max(self.lo, self.rows // 2)
+        elif took < UNIT_S / 4:
+            self.rows = min(self.hi, self.rows * 2)
+
+
+@dataclass(slots=True)
+class SweepStats:
+    """What one sweep did (the log, ``bench/retention.py`` and the tests read it)."""
+
+    now: float
+    steps: int = 0
+    longest_s: float = 0.0  # the longest step, by the retention's timer
+    total_s: float = 0.0
+    hours: int = 0  # hours folded into rollups
+    deleted: int = 0  # rows deleted, every table
+    done: bool = False
+
+
+class Sweep:
+    """One sweep, run by :meth:`step` until it returns False (the writer thread)."""
+
+    def __init__(self, retention: Retention, now: float) -> None:
+        self.retention = retention
+        self.stats = SweepStats(now)
+        self.stepped_at = retention.clock.monotonic()
+        self._units = retention.units(now, self.stats)
+        self._rows_done = False
+
+    def step(self) -> bool:
+        """About ``step_s`` of work in one transaction; False once the sweep is over."""
+        r = self.retention
+        timer, st = r.timer, self.stats
+        t0 = timer()
+        if self._rows_done:
+            r.sweep_render_cache(st.now)  # files, outside any transaction
+            more = False
+        else:
+            unit = 0.0  # the last unit's length: the next one is not started past step_s
+            with immediate(r.conn):
+                while True:
+                    t = timer()
+                    if unit and t - t0 + unit > r.step_s:
+                        break
+                    if not next(self._units, False):
+                        self._rows_done = True
+                        break
+                    unit = timer() - t
+            more = True
+        took = timer() - t0
+        st.steps += 1
+        st.total_s += took
+        st.longest_s = max(st.longest_s, took)
+        self.stepped_at = r.clock.monotonic()
+        if not more:
+            st.done = True
+            log.info(
+                "retention sweep: %d hours rolled up, %d rows deleted, in %d steps (longest "
+                "%.0f ms)",
+                st.hours,
+                st.deleted,
+                st.steps,
+                st.longest_s * 1000,
+            )
+        return more
 
 
 class Retention:
@@ -51,6 +172,8 @@ class Retention:
         render_dir: Path | None = None,
         render_lock: threading.Lock | None = None,
         clock_synced: Callable[[], bool | None] = lambda: True,
+        timer: Callable[[], float] = time.perf_counter,
+        step_s: float = STEP_S,
     ) -> None:
         self.settings = settings
         #: Is the clock trusted (NTP, RTC, the head's phone)? False: nothing is deleted.
@@ -60,6 +183,16 @@ class Retention:
         self.clock = clock
         self.render_dir = render_dir
         self.render_lock = render_lock or threading.Lock()
+        #: Measures steps and units (wall time; a test may count the thread's CPU time).
+        self.timer = timer
+        self.step_s = step_s
+        # Learnt sizes, kept from one sweep to the next.
+        self.fold_size = UnitSize(1000)  # readings folded per unit (~15 ms here)
+        self.delete_size = UnitSize(2000)  # rows deleted per unit (~5 ms here)
+        self.key_size = UnitSize(200)  # rollup series expired per unit
+        #: The sweep going on in steps, and the last one's figures.
+        self.going: Sweep | None = None
+        self.last: SweepStats | None = None
 
     def check_clock(self, now: float) -> None:
         """Raise :class:`ClockNotTrusted` when the clock is not trusted or ``now`` is past
@@ -86,7 +219,92 @@ class Retention:
                 "the last sweep"
             )
 
-    def rollup(self, until: float) -> int:
+    # -- running a sweep ------------------------------------------------------------------
+    def begin(self) -> Sweep | None:
+        """A sweep from now, or None when the clock is refused (nothing deleted)."""
+        now = self.clock.now().timestamp()
+        try:
+            self.check_clock(now)
+        except ClockNotTrusted as e:
+            log.error("retention skipped, nothing deleted: %s (set the clock right)", e)
+            return None
+        return Sweep(self, now)
+
+    def sweep(self) -> SweepStats | None:
+        """A whole sweep, its steps one after the other (tests, a benchmark)."""
+        run = self.begin()
+        if run is None:
+            return None
+        while run.step():
+            pass
+        self.last = run.stats
+        return run.stats
+
+    def sweep_in_steps(self, post: Callable[[Callable[[], None]], None]) -> None:
+        """Start a sweep whose every step queues the next one with ``post`` (the writer's
+        ``call``: behind the messages and jobs waiting). Writer thread. A sweep still
+        moving goes on (restarting it would fold its hour again); one that stopped (a step
+        dropped or refused while the disk refused writes) is replaced."""
+        going = self.going
+        if going is not None:
+            idle = self.clock.monotonic() - going.stepped_at
+            if idle < self.settings.sweep_interval_s:
+                log.info("retention: the last sweep is still going (step %d)", going.stats.steps)
+                return
+        run = self.going = self.begin()
+        if run is None:
+            return
+
+        def step() -> None:
+            if self.going is not run:
+                return  # replaced
+            try:
+                more = run.step()
+            except BaseException:
+                self.going = None
+                raise
+            if more:
+                post(step)
+            else:
+                self.going = None
+                self.last = run.stats
+
+        step()
+
+    # -- the units of work (each ``yield`` is where a step may commit) ------------------------
+    def units(self, now: float, stats: SweepStats) -> Iterator[bool]:
+        """Roll up, then delete what is past its days; the last sweep's time at the end."""
+        s = self.settings
+        conn = self.conn
+        yield from self._rollup(now, stats)
+        # Raw events go only once their hour is rolled up.
+        row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
+        rolled = float(row[0]) if row else 0.0
+        cutoff = min(now - s.events_days * DAY, rolled)
+        yield from self._batches(
+            "DELETE FROM events WHERE id IN"
+            " (SELECT id FROM events WHERE ts < ? ORDER BY ts LIMIT ?)",
+            cutoff,
+            stats,
+        )
+        yield from self._expire_rollups(now - s.rollup_days * DAY, stats)
+        yield from self._expire_dead_letters(now - s.dead_letters_days * DAY, stats)
+        yield from self._batches(
+            "DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts"
+            " WHERE state='cleared' AND cleared_at < ? LIMIT ?)",
+            now - s.alerts_days * DAY,
+            stats,
+        )
+        yield from self._batches(
+            "DELETE FROM feedback WHERE rowid IN (SELECT rowid FROM feedback"
+            " WHERE status='done' AND coalesce(updated_at, received_at) < ? LIMIT ?)",
+            now - s.feedback_days * DAY,
+            stats,
+        )
+        _set_meta(conn, "retention_swept", now)
+        yield True
+
+    def _rollup(self, until: float, stats: SweepStats) -> Generator[bool, None, None]:
         """Fold every finished hour since the last rollup into metrics_rollup."""
         conn = self.conn
         row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
@@ -95,90 +313,127 @@ class Retention:
         if start is None or after_jump:
             # First run, or a jump left the watermark ahead of the clock: from the oldest
             # raw reading (a rolled-up hour is recomputed from its readings, all still here).
-            first = conn.execute("SELECT min(ts) FROM events WHERE type='reading'").fetchone()[0]
+            conn.execute("DELETE FROM meta WHERE key='rollup_until'")
+            first = _first_reading(conn, float("-inf"), until)
             if first is None:
-                conn.execute("DELETE FROM meta WHERE key='rollup_until'")
-                return 0
+                return
             start = first - first % HOUR
             if after_jump and first % HOUR:
                 start += HOUR  # that hour's older readings may be gone: keep its rollup
-            conn.execute("DELETE FROM meta WHERE key='rollup_until'")
         end = until - until % HOUR
-        hours = 0
         while start < end:
-            stop = min(end, start + 24 * HOUR)  # a day per transaction keeps each one short
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # json_each over the readings' metrics: the aggregation runs inside SQLite.
-                conn.execute(
-                    """
-                    INSERT INTO metrics_rollup(device_id, name, hour, n, min, max, sum)
-                    SELECT e.device_id, j.key, e.ts - (e.ts % 3600), count(*),
-                           min(j.value), max(j.value), sum(j.value)
-                    FROM events e, json_each(e.data, '$.metrics') j
-                    WHERE e.type='reading' AND e.ts >= ? AND e.ts < ?
-                      AND j.type IN ('integer', 'real')
-                    GROUP BY e.device_id, j.key, e.ts - (e.ts % 3600)
-                    ON CONFLICT(device_id, name, hour) DO UPDATE SET
-                      n=excluded.n, min=excluded.min, max=excluded.max, sum=excluded.sum
-                    """,
-                    (start, stop),
-                )
-                conn.execute(
-                    "INSERT INTO meta(key, value) VALUES('rollup_until', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                    (str(stop),),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            hours += int((stop - start) // HOUR)
-            start = stop
-        return hours
+            # Hours without readings have no rollups: on to the next reading's hour.
+            nxt = _first_reading(conn, start, end)
+            if nxt is None:
+                _set_meta(conn, "rollup_until", end)
+                yield True
+                return
+            hour = nxt - nxt % HOUR
+            acc = yield from self._fold_hour(hour)
+            items = [(d, k, hour, *a) for (d, k), a in acc.items()]
+            for i in range(0, len(items), WRITE_ROWS):
+                if i:
+                    yield True
+                conn.executemany(_WRITE, items[i : i + WRITE_ROWS])
+            start = hour + HOUR
+            _set_meta(conn, "rollup_until", start)
+            stats.hours += 1
+            yield True
 
-    def sweep(self) -> None:
-        """Roll up, then delete what is past its days (nothing when the clock is refused)."""
-        now = self.clock.now().timestamp()
-        try:
-            self.check_clock(now)
-        except ClockNotTrusted as e:
-            log.error("retention skipped, nothing deleted: %s (set the clock right)", e)
-            return
-        self.rollup(now)
-        s = self.settings
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Raw events go only once their hour is rolled up.
-            row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
-            rolled = float(row[0]) if row else 0.0
-            cutoff = min(now - s.events_days * DAY, rolled)
-            conn.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
-            conn.execute("DELETE FROM metrics_rollup WHERE hour < ?", (now - s.rollup_days * DAY,))
-            conn.execute(
-                "DELETE FROM dead_letters WHERE received_at < ?", (now - s.dead_letters_days * DAY,)
-            )
-            conn.execute(
-                "DELETE FROM alerts WHERE state='cleared' AND cleared_at < ?",
-                (now - s.alerts_days * DAY,),
-            )
-            conn.execute(
-                "DELETE FROM feedback WHERE status='done'"
-                " AND coalesce(updated_at, received_at) < ?",
-                (now - s.feedback_days * DAY,),
-            )
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES('retention_swept', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (str(now),),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        self.sweep_render_cache(now)
-        log.debug("retention sweep done")
+    def _fold_hour(self, hour: float) -> Generator[bool, None, dict[tuple[str, str], list[float]]]:
+        """The hour's aggregates per (device, metric), a chunk of readings per unit."""
+        conn, size, timer = self.conn, self.fold_size, self.timer
+        acc: dict[tuple[str, str], list[float]] = {}
+        stop = hour + HOUR
+        cur_ts, cur_id = hour, -1  # the last row folded (ids start at 1)
+        while True:
+            t = timer()
+            edge = conn.execute(_EDGE, (cur_ts, cur_id, stop, size.rows - 1)).fetchone()
+            # No edge: the rest of the hour (ts < stop, as no id is <= -1).
+            edge_ts, edge_id = (edge[0], edge[1]) if edge else (stop, -1)
+            for device, name, n, lo, hi, total in conn.execute(
+                _FOLD, (cur_ts, cur_id, edge_ts, edge_id)
+            ):
+                a = acc.get((device, name))
+                if a is None:
+                    acc[(device, name)] = [n, lo, hi, total]
+                else:
+                    a[0] += n
+                    a[1] = min(a[1], lo)
+                    a[2] = max(a[2], hi)
+                    a[3] += total
+            size.adapt(timer() - t)
+            if edge is None:
+                return acc
+            cur_ts, cur_id = edge_ts, edge_id
+            yield True
+
+    def _batches(self, sql: str, before: float, stats: SweepStats) -> Iterator[bool]:
+        """``sql`` (a DELETE of ``LIMIT ?`` rows older than ``before``) until it runs dry."""
+        size, timer = self.delete_size, self.timer
+        while True:
+            t, asked = timer(), size.rows
+            n = self.conn.execute(sql, (before, asked)).rowcount
+            size.adapt(timer() - t)
+            stats.deleted += n
+            yield True
+            if n < asked:
+                return
+
+    def _expire_rollups(self, before: float, stats: SweepStats) -> Iterator[bool]:
+        """Hours older than ``before``, series by series: the key (device, name, hour) has
+        its hours together, so each series' old hours are one range of it (a delete by
+        hour alone would read the whole table: no index has the hour first)."""
+        conn, size, timer = self.conn, self.key_size, self.timer
+        key: tuple[str, str] | None = None
+        while True:
+            t = timer()
+            for _ in range(size.rows):
+                # The next series: a seek past every hour of this one.
+                row = (
+                    conn.execute(
+                        "SELECT device_id, name FROM metrics_rollup ORDER BY device_id, name"
+                        " LIMIT 1"
+                    )
+                    if key is None
+                    else conn.execute(
+                        "SELECT device_id, name FROM metrics_rollup WHERE (device_id, name) >"
+                        " (?, ?) ORDER BY device_id, name LIMIT 1",
+                        key,
+                    )
+                ).fetchone()
+                if row is None:
+                    return
+                key = (row[0], row[1])
+                stats.deleted += conn.execute(
+                    "DELETE FROM metrics_rollup WHERE device_id=? AND name=? AND hour < ?",
+                    (*key, before),
+                ).rowcount
+            size.adapt(timer() - t)
+            yield True
+
+    def _expire_dead_letters(self, before: float, stats: SweepStats) -> Iterator[bool]:
+        """Dead letters by id, oldest first, up to the first one still kept: no index has
+        their time, and ids follow it (a clock set back leaves a few for a later sweep)."""
+        conn, size, timer = self.conn, self.delete_size, self.timer
+        last = 0
+        while True:
+            t, asked = timer(), size.rows
+            rows = conn.execute(
+                "SELECT id, received_at FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?",
+                (last, asked),
+            ).fetchall()
+            if not rows:
+                return
+            stats.deleted += conn.execute(
+                "DELETE FROM dead_letters WHERE id > ? AND id <= ? AND received_at < ?",
+                (last, rows[-1][0], before),
+            ).rowcount
+            size.adapt(timer() - t)
+            yield True
+            if len(rows) < asked or any(r[1] >= before for r in rows):
+                return
+            last = rows[-1][0]
 
     def sweep_render_cache(self, now: float) -> int:
         """The render cache (``audio/cache.py``): entries no announcement names and unused
@@ -222,3 +477,20 @@ class Retention:
             return removed
         finally:
             self.render_lock.release()
+
+
+def _first_reading(conn: sqlite3.Connection, start: float, end: float) -> float | None:
+    """The time of the first reading in [start, end), by the time index."""
+    row = conn.execute(
+        "SELECT ts FROM events WHERE ts >= ? AND ts < ? AND type='reading' ORDER BY ts LIMIT 1",
+        (start, end),
+    ).fetchone()
+    return None if row is None else float(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: float) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES(?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (key, str(value)),
+    )

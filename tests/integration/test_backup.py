@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.store import Store
+import pytest
+
+from hub.errors import StoreError
+from hub.store import Store, backup
 
 ROOT = Path(__file__).parents[2]
 BATCH = 500
@@ -78,8 +83,10 @@ def test_backup_while_a_writer_commits_is_consistent(tmp_path: Path) -> None:
         writer.join(30)
     assert done.returncode == 0, done.stderr
     assert sum(started <= t <= finished for t in committed) > 0, "the writer was held up"
+    # One read transaction: the copy never starts over because the writer committed.
+    assert finished - started < 60
     [gz] = (data / "backups").glob("hub-*.db.gz")
-    assert done.stdout.startswith(f"wrote {gz} (")
+    assert done.stdout.startswith(f"wrote {gz} (") and " integrity ok) in " in done.stdout
     copy = unpacked(gz, tmp_path / "copy.db")
     try:
         assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -175,3 +182,18 @@ def test_backup_keeps_the_newest_copies_within_the_size_budget(tmp_path: Path) -
     # The new copy (a few KiB) and one of 600 KiB fit in 1 MiB; the older ones go.
     assert names[0] == "hub-20260103-023000.db.gz" and names[2:] == ["notes.txt"]
     assert len(names) == 3
+
+
+def test_a_backup_that_would_fill_the_card_is_refused_before_writing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = Store(data / "hub.db")
+    store.set_meta("state", "current")
+    store.close()
+    out = data / "backups"
+    free = shutil.disk_usage(data).free
+    # The hub's reserve as large as what is free now: the copy would eat into it.
+    with pytest.raises(StoreError, match=r"not enough free space .* left for the hub; remove"):
+        backup.snapshot(data / "hub.db", out, now=datetime.now(UTC), reserve=free)
+    assert list(out.iterdir()) == []
+    snap = backup.snapshot(data / "hub.db", out, now=datetime.now(UTC))
+    assert [p.name for p in out.iterdir()] == [snap.path.name]
