@@ -19,6 +19,8 @@ from hub.api.schemas import (
     AnnouncementOut,
     AudioOut,
     BroadcastOut,
+    EndedOut,
+    EndIn,
     PlayoutOut,
     StoppedOut,
     json_of,
@@ -145,6 +147,21 @@ def cancel_announcement(hub: HubDep, user: Head, aid: str) -> dict[str, Any]:
 def approve_announcement(hub: HubDep, user: Head, aid: str) -> dict[str, Any]:
     """Second-person approval (when announcements.require_approval is on)."""
     return hub.announcements.approve(aid, _actor(user))
+
+
+@router.post(
+    "/api/announcements/{aid}/end",
+    response_model=None,
+    responses={200: json_of(EndedOut, "Ended"), **documented(400, 401, 403, 404, 409, 413, 422)},
+)
+def end_announcement(hub: HubDep, user: Head, aid: str, body: EndIn) -> dict[str, Any]:
+    """End an emergency: it leaves the residents' banner at once (kept, marked, in the
+    lists); ``follow_up`` (an all clear or a correction) plays now, linked to it."""
+    f = body.follow_up
+    ended, follow = hub.announcements.end(
+        aid, _actor(user), kind=f.kind if f else None, text=f.text if f else ""
+    )
+    return {"announcement": ended, "follow_up": follow}
 
 
 @router.get(

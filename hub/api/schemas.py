@@ -56,7 +56,14 @@ class AnnouncementOut(BaseModel):
     repeat: int
     expires_at: Time | None
     status: Literal["draft", "scheduled", "done", "cancelled", "expired", "replaced"]
-    corrects: str | None
+    corrects: str | None = Field(description="The announcement this one follows up or corrects.")
+    stopped_at: Time | None = Field(None, description="When a person stopped it on air.")
+    ended_at: Time | None = Field(None, description="When the head ended the emergency.")
+    ended_by: str | None = Field(None, description="Who ended it (a user, or rule:<id>).")
+    follow_kind: Literal["all_clear", "correction"] | None = Field(
+        None, description="What a follow-up says of the one it ``corrects``."
+    )
+    followed_by: str | None = Field(None, description="The newest follow-up of this one.")
     next_run: Time | None
     schedule_words: dict[str, str] = Field(description="The schedule in words, by language.")
     duration_s: float | None
@@ -67,6 +74,28 @@ class AnnouncementOut(BaseModel):
     published: bool | None = None
     created_by: str | None = None
     approved_by: str | None = None
+
+
+class FollowUpIn(BaseModel):
+    """What is said after an emergency ends: it plays now, linked to the emergency."""
+
+    kind: Literal["all_clear", "correction"] = Field(
+        description="all_clear: the danger is over; correction: the emergency was wrong."
+    )
+    text: str = Field(min_length=1, max_length=2000, description="What the loudspeakers say.")
+
+
+class EndIn(BaseModel):
+    """Ending an emergency, optionally with a follow-up announcement."""
+
+    follow_up: FollowUpIn | None = None
+
+
+class EndedOut(BaseModel):
+    """The ended emergency, and its follow-up when one was sent."""
+
+    announcement: AnnouncementOut
+    follow_up: AnnouncementOut | None
 
 
 class AudioOut(BaseModel):

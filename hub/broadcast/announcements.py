@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -24,6 +25,7 @@ from typing import IO, Any, Literal
 from pydantic import ValidationError
 
 from audio.render import Rendered
+from hub.broadcast.follow_up import FollowKind, follow_up_body, is_emergency
 from hub.broadcast.hub_alerts import HubAlerts
 from hub.broadcast.models import (
     Actor,
@@ -53,6 +55,18 @@ def _new_id() -> str:
     return secrets.token_hex(6)
 
 
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A person's stop of a broadcast on air, known at once: the playout says it only after
+    the amplifier's tail, and the pages must not show a stopped broadcast as on air."""
+
+    announcement_id: str
+    started_at: datetime | None
+    title: str | None
+    at: datetime
+    by: str
+
+
 class Announcements:
     def __init__(
         self,
@@ -73,6 +87,8 @@ class Announcements:
         self.recordings = Recordings(settings, store, clock, table)
         self.upkeep = RenderUpkeep(settings, store, clock, table, renderer, alerts)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="announce-cmd")
+        #: The last stop by a person (replaced, never changed: read across threads).
+        self.last_stop: Stop | None = None
 
     @property
     def generation(self) -> int:
@@ -197,6 +213,11 @@ class Announcements:
         cols = self._prepare(body, actor)
         aid = aid or _new_id()
         cols.update(id=aid, created_by=actor.name, created_at=cols["updated_at"])
+        # A rule that clears corrects the emergency it raised: that emergency is over.
+        corrected = self.table.row(body.corrects) if body.corrects else None
+        ends = corrected is not None and is_emergency(corrected) and not corrected["ended_at"]
+        if ends:
+            cols["follow_kind"] = "all_clear"
         with self.table.write() as conn:
             self.table.insert(conn, cols)
             self.store.audit(
@@ -207,7 +228,70 @@ class Announcements:
                 target=aid,
                 detail={"title": body.title, "priority": body.priority, "status": cols["status"]},
             )
+            if ends and body.corrects:
+                self._end_in(conn, body.corrects, actor, cols["updated_at"], aid, "all_clear")
+        if ends and body.corrects:
+            self.playout.cancel(body.corrects)
+            self.events.publish(self.table.changed(body.corrects))
         return self._changed(aid)
+
+    def end(
+        self, aid: str, actor: Actor, *, kind: FollowKind | None = None, text: str = ""
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The head ends an emergency (it leaves the residents' banner; what is queued of
+        it is dropped, what plays is cut), optionally with a follow-up played now and
+        linked to it. Returns (the emergency, the follow-up)."""
+        row = self._row(aid)
+        if not is_emergency(row):
+            raise Conflict(f"announcement {aid} is not an emergency: cancel it instead")
+        if row["ended_at"] is not None:
+            raise Conflict(f"announcement {aid} was ended already by {row['ended_by']}")
+        if kind is not None and not text.strip():
+            raise AnnouncementError("follow_up.text: say what the loudspeakers should read")
+        cols: dict[str, Any] | None = None
+        fid = _new_id()
+        if kind is not None:
+            # Rendered before the transaction: the end and its follow-up commit together.
+            cols = self._prepare(follow_up_body(row, kind, text), actor)
+            # It plays now without a second person's approval, as the emergency did.
+            cols.update(status="scheduled", approved_by=actor.name, follow_kind=kind)
+        now = self.clock.now().timestamp()
+        with self.table.write() as conn:
+            if cols is not None:
+                cols.update(id=fid, created_by=actor.name, created_at=cols["updated_at"])
+                self.table.insert(conn, cols)
+                self.store.audit(
+                    conn,
+                    ts=now,
+                    actor=actor.name,
+                    action="announcement.create",
+                    target=fid,
+                    detail={"title": cols["title"], "priority": "high", "follows": aid},
+                )
+            self._end_in(conn, aid, actor, now, fid if cols else None, kind)
+        self.playout.cancel(aid)
+        self.events.publish(self.table.changed(aid))
+        follow = self._changed(fid) if cols is not None else None
+        return self.get(aid, staff=True) or {}, follow
+
+    def _end_in(
+        self,
+        conn: Any,
+        aid: str,
+        actor: Actor,
+        now: float,
+        follow_up: str | None,
+        kind: str | None,
+    ) -> None:
+        self.table.end(conn, aid, by=actor.name, now=now)
+        self.store.audit(
+            conn,
+            ts=now,
+            actor=actor.name,
+            action="announcement.end",
+            target=aid,
+            detail={"follow_up": follow_up, "kind": kind},
+        )
 
     def update(self, aid: str, patch: AnnouncementPatch, actor: Actor) -> dict[str, Any]:
         """Change an announcement; its audio is rendered again and its schedule recomputed."""
@@ -303,7 +387,15 @@ class Announcements:
 
     def stop_now(self, actor: Actor) -> bool:
         """The head's stop: cut what plays now (audited, whether or not anything played)."""
+        on_air = self.playout.state
         stopped = self.playout.stop_current(f"user:{actor.name}")
+        if stopped and on_air.state == "playing" and on_air.announcement_id:
+            now = self.clock.now()
+            self.last_stop = Stop(
+                on_air.announcement_id, on_air.started_at, on_air.title, now, actor.name
+            )
+            self.table.mark_stopped(on_air.announcement_id, by=actor.name, now=now.timestamp())
+            self.events.publish(self.table.changed(on_air.announcement_id))
         with self.store.transaction() as conn:
             self.store.audit(
                 conn,

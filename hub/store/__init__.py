@@ -161,6 +161,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE devices ADD COLUMN location TEXT;
     ALTER TABLE devices ADD COLUMN zone TEXT;
     """,
+    # 11: an emergency is in force until it is stopped on air or ended by the head (with a
+    # linked follow-up: ``corrects`` names the original, ``follow_kind`` says what it is)
+    """
+    ALTER TABLE announcements ADD COLUMN ended_at REAL;
+    ALTER TABLE announcements ADD COLUMN ended_by TEXT;
+    ALTER TABLE announcements ADD COLUMN stopped_at REAL;
+    ALTER TABLE announcements ADD COLUMN stopped_by TEXT;
+    ALTER TABLE announcements ADD COLUMN follow_kind TEXT;
+    CREATE INDEX announcements_corrects ON announcements(corrects) WHERE corrects IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

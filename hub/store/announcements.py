@@ -108,6 +108,15 @@ class AnnouncementTable:
             sql += " ORDER BY created_at DESC LIMIT ?"
         return [self.as_json(r, staff=staff) for r in self.store.query(sql, [*args, limit])]
 
+    def followed_by(self, aid: str) -> str | None:
+        """The newest announcement that corrects (or ends) this one: its follow-up."""
+        row = self.store.one(
+            "SELECT id FROM announcements WHERE corrects=? AND status != 'replaced'"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (aid,),
+        )
+        return None if row is None else str(row["id"])
+
     def changed(self, aid: str) -> AnnouncementChanged:
         """The event telling the mirror and the live stream what residents may now see."""
         row = self.row(aid)
@@ -161,6 +170,12 @@ class AnnouncementTable:
             "expires_at": iso(row["expires_at"]),
             "status": row["status"],
             "corrects": row["corrects"],
+            # An emergency in force has neither: stopped on air, or ended by the head.
+            "stopped_at": iso(row["stopped_at"]),
+            "ended_at": iso(row["ended_at"]),
+            "ended_by": row["ended_by"],
+            "follow_kind": row["follow_kind"],
+            "followed_by": self.followed_by(row["id"]),
             "next_run": iso(row["next_run"]),
             # The schedule in words, as the pages and the calendar say it.
             "schedule_words": {
@@ -205,6 +220,23 @@ class AnnouncementTable:
             "UPDATE announcements SET status='cancelled', next_run=NULL, updated_at=? WHERE id=?",
             (now, aid),
         )
+
+    def end(self, conn: sqlite3.Connection, aid: str, *, by: str, now: float) -> None:
+        """No longer in force: ended by ``by``; what was still to play of it is dropped."""
+        conn.execute(
+            "UPDATE announcements SET ended_at=?, ended_by=?, next_run=NULL, updated_at=?,"
+            " status=CASE WHEN status IN ('scheduled', 'draft') THEN 'done' ELSE status END"
+            " WHERE id=? AND ended_at IS NULL",
+            (now, by, now, aid),
+        )
+
+    def mark_stopped(self, aid: str, *, by: str, now: float) -> None:
+        """Stopped on air by a person: said at once, before the playout logs it (after the
+        amplifier's tail)."""
+        with self.write() as conn:
+            conn.execute(
+                "UPDATE announcements SET stopped_at=?, stopped_by=? WHERE id=?", (now, by, aid)
+            )
 
     def advance(
         self,

@@ -41,6 +41,21 @@ class Shown:
     audio: Path | None
     #: The status of its newest broadcast (played, stopped, failed...), where it was asked.
     last_broadcast: str | None = None
+    #: Who issued it: a user's name, ``rule:<id>``, ``button:panel``, ``mqtt:<topic>``.
+    created_by: str = ""
+    #: The announcement this one follows up (an all clear, a correction) and how.
+    corrects: str | None = None
+    follow_kind: str | None = None
+    #: The title of the one it follows up, where it was asked.
+    follows_title: str | None = None
+    #: Stopped on air by a person; ended by the head (or a rule that cleared).
+    stopped_at: float | None = None
+    ended_at: float | None = None
+    ended_by: str | None = None
+    #: The issuer's role (a person) or the rule's name (``rule:<id>``), where it was asked.
+    issuer_role: str | None = None
+    rule_name: str | None = None
+    ender_role: str | None = None
 
     @property
     def called_off(self) -> bool:
@@ -48,6 +63,33 @@ class Shown:
         return self.status == "cancelled" or (
             self.rrule is None and self.last_broadcast in ("stopped", "cancelled")
         )
+
+    @property
+    def stopped(self) -> bool:
+        """Cut on air by a person or a panel's stop button (a one-off: not heard in full)."""
+        return self.stopped_at is not None or (
+            self.rrule is None and self.last_broadcast == "cancelled"
+        )
+
+    def in_force(self, now: float) -> bool:
+        """An emergency residents must still heed: not stopped, ended nor expired."""
+        return (
+            self.emergency
+            and self.status in ("scheduled", "done")
+            and not self.stopped
+            and self.ended_at is None
+            and (self.expires_at is None or self.expires_at > now)
+        )
+
+    @property
+    def issuer(self) -> tuple[str, str]:
+        """(what issued it, its name): ``rule``, ``button``, ``remote`` or a role."""
+        return _who(self.created_by, self.issuer_role, self.rule_name)
+
+    @property
+    def ender(self) -> tuple[str, str]:
+        """(what ended it, its name), as :attr:`issuer`."""
+        return _who(self.ended_by or "", self.ender_role, None)
 
     @property
     def emergency(self) -> bool:
@@ -62,6 +104,16 @@ class Shown:
             return self.audio.stat().st_size if self.audio else None
         except OSError:
             return None
+
+
+def _who(by: str, role: str | None, rule_name: str | None) -> tuple[str, str]:
+    if by.startswith("rule:"):
+        return "rule", rule_name or by[5:]
+    if by.startswith("button:"):
+        return "button", by[7:]
+    if ":" in by:
+        return "remote", by.split(":", 1)[1]
+    return role or "head", by
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +156,8 @@ class Logged:
 
 _COLUMNS = (
     "id, title, text, category, priority, status, start_local, rrule, exdates, expires_at,"
-    " next_run, last_run, duration_s, created_at, updated_at, render_web"
+    " next_run, last_run, duration_s, created_at, updated_at, render_web, created_by,"
+    " corrects, follow_kind, ended_at, ended_by, stopped_at"
 )
 _PUBLIC = "published = 1 AND status IN ('scheduled', 'done', 'expired')"
 # The partial index broadcasts_occurrence (status != 'preempted') serves this subquery only
@@ -113,6 +166,24 @@ _PLAYED = (
     "(SELECT max(b.started_at) FROM broadcasts b WHERE b.announcement_id = a.id"
     " AND b.status = 'played' AND b.status != 'preempted') AS played_at"
 )
+
+#: The newest broadcast's status: a one-off stopped on air is called off in the calendar.
+_LAST_BROADCAST = (
+    ", (SELECT b.status FROM broadcasts b WHERE b.announcement_id = a.id"
+    " AND b.status != 'preempted' ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1)"
+    " AS last_broadcast"
+)
+#: What a page says beside the row: the title of the one it follows up, who issued it (a
+#: person's role, a rule's name).
+_FOLLOWS = ", (SELECT o.title FROM announcements o WHERE o.id = a.corrects) AS follows_title"
+_ISSUER = (
+    ", (SELECT u.role FROM users u WHERE u.username = a.created_by) AS issuer_role"
+    ", CASE WHEN a.created_by LIKE 'rule:%' THEN (SELECT json_extract(r.definition, '$.name')"
+    " FROM rules r WHERE r.id = substr(a.created_by, 6)) END AS rule_name"
+    ", (SELECT u.role FROM users u WHERE u.username = a.ended_by) AS ender_role"
+)
+#: How many emergencies in force the home page may read (it shows a few, counts the rest).
+IN_FORCE_LIMIT = 100
 
 
 def _select(
@@ -158,8 +229,18 @@ def _shown(row: Any) -> Shown:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         audio=Path(row["render_web"]) if row["render_web"] else None,
-        last_broadcast=row["last_broadcast"] if "last_broadcast" in row.keys() else None,  # noqa: SIM118
+        created_by=row["created_by"],
+        corrects=row["corrects"],
+        follow_kind=row["follow_kind"],
+        stopped_at=row["stopped_at"],
+        ended_at=row["ended_at"],
+        ended_by=row["ended_by"],
+        **{k: row[k] for k in _OPTIONAL if k in row.keys()},  # noqa: SIM118
     )
+
+
+#: Columns some queries add (by name) for what their page shows.
+_OPTIONAL = ("last_broadcast", "follows_title", "issuer_role", "rule_name", "ender_role")
 
 
 def latest(store: Store, limit: int) -> list[Shown]:
@@ -175,7 +256,8 @@ def latest(store: Store, limit: int) -> list[Shown]:
     """
     rows = store.query(
         f"""
-        SELECT {_COLUMNS}, {_PLAYED} FROM announcements a WHERE a.rowid IN (
+        SELECT {_COLUMNS}, {_PLAYED}{_LAST_BROADCAST}{_FOLLOWS} FROM announcements a
+        WHERE a.rowid IN (
             SELECT * FROM (
                 SELECT rowid FROM announcements
                 -- "+" keeps the planner off announcements_status: walk the rowids instead
@@ -205,8 +287,36 @@ def upcoming_meetings(store: Store, now: float, limit: int) -> list[Shown]:
 
 
 def published(store: Store, aid: str) -> Shown | None:
-    found = _select(store, "AND id = ?", "id", 1, (aid,))
+    extra = _LAST_BROADCAST + _FOLLOWS + _ISSUER
+    found = _select(store, "AND id = ?", "id", 1, (aid,), extra=extra)
     return found[0] if found else None
+
+
+def follow_up(store: Store, aid: str) -> Shown | None:
+    """The newest published announcement that follows this one up (an all clear...)."""
+    found = _select(store, "AND corrects = ?", "created_at DESC, id", 1, (aid,))
+    return found[0] if found else None
+
+
+def in_force(store: Store, now: float, since: float) -> list[Shown]:
+    """Emergencies issued from ``since`` on that residents must still heed, newest first:
+    not stopped on air (by a person, or a panel's stop: its broadcast ``cancelled``), not
+    ended (by the head, or by a rule's clearing announcement), not expired."""
+    where = (
+        "AND (priority = 'emergency' OR category = 'emergency') AND created_at >= ?"
+        " AND ended_at IS NULL AND stopped_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+        " AND NOT EXISTS (SELECT 1 FROM broadcasts b WHERE b.announcement_id = announcements.id"
+        " AND b.status = 'cancelled')"
+    )
+    return _select(
+        store,
+        where,
+        "created_at DESC, id",
+        IN_FORCE_LIMIT,
+        (since, now),
+        public="published = 1 AND status IN ('scheduled', 'done')",
+        extra=_ISSUER,
+    )
 
 
 def for_feed(store: Store, limit: int) -> list[Shown]:
@@ -216,14 +326,6 @@ def for_feed(store: Store, limit: int) -> list[Shown]:
         " AND +status IN ('scheduled', 'done', 'expired') ORDER BY rowid DESC LIMIT ?)"
     )
     return _select(store, newest, "created_at DESC, id", limit, (2 * limit,))
-
-
-#: The newest broadcast's status: a one-off stopped on air is called off in the calendar.
-_LAST_BROADCAST = (
-    ", (SELECT b.status FROM broadcasts b WHERE b.announcement_id = a.id"
-    " AND b.status != 'preempted' ORDER BY b.scheduled_for DESC, b.id DESC LIMIT 1)"
-    " AS last_broadcast"
-)
 
 
 def for_calendar(store: Store, since: float, limit: int) -> list[Shown]:

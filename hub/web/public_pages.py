@@ -41,8 +41,10 @@ SCRIPT_KEYS = ("ago.", "live.", "pub.js.", "pub.onair.")
 #: How many announcements the home page lists.
 LATEST = 12
 MEETINGS = 5
-#: An emergency stays on top of the home page for a day.
+#: An emergency in force stays on top of the home page for a day at most.
 EMERGENCY_BANNER_S = 86_400
+#: Banners shown during a flood of emergencies (newest first); the rest are counted.
+BANNERS = 3
 #: Broadcasts listed on an announcement's page.
 AIRED = 10
 
@@ -51,7 +53,7 @@ def on_air(hub: Hub) -> dict[str, Any] | None:
     """What the loudspeakers say now (the residents' card, the staff's dashboard), from the
     playout's state (read across threads: it is replaced, never changed in place)."""
     state = hub.playout.state
-    if state.state != "playing":
+    if state.state != "playing" or stopped_on_air(hub):
         return None
     return {
         "id": state.announcement_id,
@@ -60,6 +62,26 @@ def on_air(hub: Hub) -> dict[str, Any] | None:
         "emergency": state.priority == "emergency",
         "started_at": state.started_at.timestamp() if state.started_at else None,
     }
+
+
+def stopped_on_air(hub: Hub) -> bool:
+    """What plays was stopped by a person: silent already, though the playout says so only
+    after the amplifier's tail."""
+    state, stop = hub.playout.state, hub.announcements.last_stop
+    return (
+        stop is not None
+        and state.state == "playing"
+        and stop.announcement_id == state.announcement_id
+        and stop.started_at == state.started_at
+    )
+
+
+def who(t: Translator, kind_name: tuple[str, str]) -> str:
+    """Who issued or ended an announcement, in words: a person with their role, a rule by
+    its name, the panel's button, a remote command."""
+    kind, name = kind_name
+    known = ("head", "admin", "technician", "rule", "button", "remote")
+    return t(f"pub.by.{kind if kind in known else 'head'}", name=name)
 
 
 @lru_cache(maxsize=4)
@@ -86,6 +108,7 @@ def _helpers(t: Translator, tz: tzinfo) -> dict[str, Any]:
 
     return {
         "describe": lambda a: describe_schedule(a.rrule, a.start_local, t.lang, voice="public"),
+        "who": lambda kind_name: who(t, kind_name),
         "local_day": local_day,
         "audio_type": audio_type,
     }
@@ -97,11 +120,9 @@ def home(request: Request) -> HTMLResponse:
     t = translator(request)
     now = hub.clock.now().timestamp()
     items = read_models.latest(hub.store, LATEST)
-    alarms = [
-        a
-        for a in items
-        if a.emergency and (a.played_at or a.last_run or a.created_at) >= now - EMERGENCY_BANNER_S
-    ]
+    # Only what is in force: a stopped, ended or expired emergency leaves the banner at
+    # once (it stays in the list below, marked).
+    alarms = read_models.in_force(hub.store, now, now - EMERGENCY_BANNER_S)
     meetings = read_models.upcoming_meetings(hub.store, now, MEETINGS)
     zone = hub.settings.timezone
     return render(
@@ -110,7 +131,9 @@ def home(request: Request) -> HTMLResponse:
         t=t,
         session=session_of(request, hub),
         data=_page_data(request, t),
-        alarms_html=_fragment("alarms", t.lang, zone, alarms=tuple(alarms)),
+        alarms_html=_fragment(
+            "alarms", t.lang, zone, alarms=tuple(alarms[:BANNERS]), more=len(alarms) - BANNERS
+        ),
         lists=_fragment("lists", t.lang, zone, items=tuple(items), meetings=tuple(meetings)),
         on_air=on_air(hub),
     )
@@ -125,6 +148,7 @@ def _fragment(
     alarms: tuple[Shown, ...] = (),
     items: tuple[Shown, ...] = (),
     meetings: tuple[Shown, ...] = (),
+    more: int = 0,
 ) -> Markup:
     """The home page's lists, rendered once per language and content: the rows are read at
     every request (a fraction of a millisecond), the HTML made again only when they (or
@@ -142,6 +166,7 @@ def _fragment(
         alarms=alarms,
         items=items,
         meetings=meetings,
+        more=more,
         **_helpers(t, tz),
     )
     return Markup(html)
@@ -166,6 +191,8 @@ def announcement_page(request: Request, aid: str) -> HTMLResponse:
         url=url,
         qr=qr_svg(url, t("pub.qr.this", title=a.title)),
         aired=read_models.aired(hub.store, a.id, AIRED),
+        # Each page links the other: the one it follows up (in ``a``), and its follow-up.
+        followed=read_models.follow_up(hub.store, a.id),
         on_air=on_air(hub),
         **_helpers(t, hub.settings.tz),
     )

@@ -344,6 +344,10 @@ async def _save(request: Request, aid: str | None) -> Response:
                 request, hub, session, t, form=fields.kept(), aid=aid, problem=problem, status=422
             )
         )
+    if aid is None and made.get("priority") == "emergency":
+        # The head watches it go on air, with the stop button: the dashboard's on-air card
+        # (the schedule lists what is still to come, and an emergency is not).
+        return RedirectResponse(f"/app/?ok=emergency&a={made['id']}", status_code=303)
     ok = "draft" if made.get("status") == "draft" else ("updated" if aid else "created")
     return RedirectResponse(f"/app/schedule?ok={ok}#a-{made['id']}", status_code=303)
 

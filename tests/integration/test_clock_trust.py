@@ -193,6 +193,7 @@ def test_the_dashboard_card_and_its_form(fresh: ClockHub) -> None:
     try:
         card = _card(tech.get("/app/").text)
         assert "Giờ của hub" in card and "07:00:00 01/12/2026" in card
+        assert "các buổi phát theo lịch đang chờ" in card  # require_clock_sync: they do
         assert "/app/clock" not in card  # the warning, without the button
         page = head.get("/app/").text
         card = _card(page)

@@ -351,4 +351,102 @@
       window.LangsoLive.on(kind, refresh);
     });
   }
+
+  // -- the dashboard's on-air card: what it says is true now ------------------------------
+  // playing (red, with stop); stopped or failed (a line, never red); starting (an emergency
+  // just sent); idle. app.js shows and hides the red card by the playout's state; this runs
+  // after it (scripts run in order) and knows more: a stop the playout only ends after the
+  // amplifier's tail, and why the last broadcast ended (the stream's "broadcast" event).
+  var air = $("[data-air]");
+  if (air && window.LangsoLive) {
+    var info = page.air || { state: "idle" };
+    var titles = {};
+    if (info.id && info.title) titles[info.id] = info.title;
+    var line = $("[data-air-line]", air);
+    var card = $("[data-on-air]", air);
+    var quiet = $("[data-on-air-quiet]", air);
+    var bodyEl = $("[data-air-text]", air);
+    var said = bodyEl ? bodyEl.textContent : "";  // the line's text after its heading
+    var hm = function (iso) {
+      var d = iso ? new Date(iso) : new Date();
+      try {
+        return d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: page.tz });
+      } catch (e) {
+        return d.toTimeString().slice(0, 5);
+      }
+    };
+    var show = function (state, text) {
+      said = text || "";
+      air.setAttribute("data-air", state);
+      if (card) card.hidden = state !== "playing";
+      if (quiet) quiet.hidden = state === "playing";
+      if (!line) return;
+      line.hidden = ["stopped", "failed", "starting"].indexOf(state) < 0;
+      line.className = "air-line air-line--" + state;
+      line.textContent = "";
+      if (state === "stopped" || state === "failed") {
+        var head = document.createElement("strong");
+        head.textContent = t("dash.air." + state) + " ";
+        line.appendChild(head);
+      }
+      line.appendChild(document.createTextNode(text || ""));
+    };
+    // A notice from before (sent, ended) says what was done, not what is: it goes once the
+    // card moves on.
+    var notice = $(".notice", air);
+    var moved = function () { if (notice) notice.hidden = true; };
+    window.LangsoLive.on("playout", function (p) {
+      if (!p) return;
+      if (p.state === "playing") {
+        titles[p.announcement_id] = p.title || p.announcement_id;
+        if (info.state === "stopped" && info.id === p.announcement_id && info.started_at === p.started_at) {
+          show("stopped", said);  // silent already: the playout is in the amplifier's tail
+          return;
+        }
+        if (info.state !== "playing" || info.id !== p.announcement_id) moved();
+        info = { state: "playing", id: p.announcement_id, started_at: p.started_at };
+        var title = $("[data-on-air-title]", air);
+        if (title) title.textContent = p.title || p.announcement_id || "";
+        show("playing");
+      } else if (info.state === "playing" || info.state === "starting") {
+        // Idle: a "broadcast" event said (just before) how it ended, if it was cut.
+        info = { state: "idle" };
+        show("idle");
+      } else {
+        show(info.state, said);  // app.js hid the card already; the line stays as it is
+      }
+    });
+    window.LangsoLive.on("broadcast", function (b) {
+      if (!b) return;
+      var title = titles[b.announcement_id] || b.announcement_id;
+      var at = hm(b.ended_at || b.started_at || b.scheduled_for);
+      var detail = b.detail || "";
+      if (b.status === "cancelled" && detail.indexOf("stopped by") === 0) {
+        moved();
+        info = { state: "stopped", id: b.announcement_id };
+        var by = detail.replace("stopped by ", "").replace("user:", "");
+        show("stopped", t("dash.air.stopped_what", { title: title, time: at, name: by }));
+      } else if (b.status === "failed") {
+        moved();
+        info = { state: "failed", id: b.announcement_id };
+        show("failed", t("dash.air.failed_what", { title: title, time: at, reason: detail }));
+      } else if (b.status === "played" && info.state !== "playing") {
+        info = { state: "idle" };
+        show("idle");
+      }
+    });
+  }
+
+  // -- "end the emergency": the text field follows the choice -----------------------------
+  $$("form.emerg-form").forEach(function (endForm) {
+    var area = endForm.elements.text;
+    var allClear = area ? area.value : "";
+    endForm.addEventListener("change", function (ev) {
+      if (ev.target.name !== "follow" || !area) return;
+      var kind = ev.target.value;
+      area.disabled = kind === "none";
+      if (kind === "correction" && area.value === allClear) area.value = "";
+      if (kind === "all_clear" && !area.value.trim()) area.value = allClear;
+    });
+  });
 })();
