@@ -152,11 +152,6 @@ class DeviceDetailOut(DeviceOut):
     open_alerts: list[AlertOut] = Field(description="Its open alerts, the newest first.")
 
 
-class PointOut(BaseModel):
-    ts: Time
-    value: float
-
-
 class EventOut(BaseModel):
     id: int
     ts: Time

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from hub.store import Store
 from hub.store import devices as repo
 from hub.store.devices import (
     STATUSES,
+    Bucket,
     DeadLetter,
     Device,
     LoggedEvent,
@@ -38,6 +40,10 @@ from hub.store.devices import (
 from hub.words.devices import spoken_name
 
 Resolution = Literal["auto", "raw", "hour"]
+#: A series' points: a chart needs a few hundred; the most one request may ask for.
+DEFAULT_POINTS = 500
+MAX_POINTS = 5000
+HOUR = 3600.0
 #: At most this many encoded lists are kept (``kind`` is free text: the keys are bounded).
 LISTINGS = 64
 #: The longest of each name a technician may set (a card's title, a sentence's part).
@@ -88,7 +94,6 @@ class Devices:
         self._zones: Mapping[str, str] = {
             z: settings.gpio.zone_names.get(z, z) for z in settings.gpio.zones
         }
-        self._raw_days = settings.retention.events_days
         self._clock = clock
         self._changes = changes
         self._listings: dict[tuple[str | None, str | None], Listing] = {}
@@ -251,39 +256,53 @@ class Devices:
         since: float | None = None,
         until: float | None = None,
         resolution: Resolution = "auto",
-        limit: int = 5000,
-    ) -> list[Point]:
-        """One metric over [since, until] (default: the last 24 hours), oldest first.
-        ``auto`` reads raw readings while they are kept and hourly averages beyond."""
+        points: int = DEFAULT_POINTS,
+    ) -> list[Bucket]:
+        """One metric over [since, until] (default: the last 24 hours up to now) in at most
+        ``points`` buckets, oldest first; nothing is cut, the newest readings included.
+
+        ``raw``: the readings still kept; ``hour``: the hourly rollups; ``auto``: both in
+        one series, the rollups where the readings are gone or where a bucket is half an
+        hour or wider (one row an hour instead of hundreds of readings, and at least half
+        the points asked: the chart looks the same), the readings after.
+        """
+        if not 1 <= points <= MAX_POINTS:
+            raise Invalid(f"points: between 1 and {MAX_POINTS} (got {points})")
         conn = self._store.connection()
         if not repo.exists(conn, device_id):
             raise NotFound(f"no device {device_id!r}")
-        now = self._clock.now().timestamp()
-        t1 = until or now
-        t0 = since or t1 - 86_400
+        t1 = self._clock.now().timestamp() if until is None else until
+        t0 = t1 - 86_400 if since is None else since
         if t0 > t1:
             raise Invalid("since is after until")
-        raw_from = now - self._raw_days * 86_400
-        if resolution == "hour" or (
-            resolution == "auto" and (t0 < raw_from or t1 - t0 > 7 * 86_400)
-        ):
-            return repo.hourly(conn, device_id, name, t0, t1, limit)
-        return repo.readings(conn, device_id, name, t0, t1, limit)
+        if resolution == "raw":
+            split = t0
+        elif resolution == "hour":
+            split = t1 + HOUR  # every hour whose middle is in the range
+        else:
+            split = self._split(conn, device_id, t0, t1, (t1 - t0) / points)
+        return repo.series(conn, device_id, name, t0, t1, split, points)
+
+    def _split(
+        self, conn: sqlite3.Connection, device_id: str, t0: float, t1: float, width: float
+    ) -> float:
+        """Where ``auto`` turns from the rollups (whole hours before it) to the raw readings.
+
+        Wide buckets: at the hour retention folded last. Narrow ones: where the device's
+        raw readings in the range start (expired before), so no reading counts twice; the
+        part of that hour already expired is left out rather than doubled."""
+        folded = self._store.get_meta("rollup_until")
+        if folded is None:
+            return t0  # nothing rolled up yet: every reading is still kept
+        until = min(max(float(folded), t0), t1)
+        if width >= HOUR / 2:
+            return until
+        first = repo.oldest_reading(conn, device_id, t0, t1)
+        return until if first is None else first
 
     def averaged(self, device_id: str, name: str, t0: float, t1: float, points: int) -> list[Point]:
-        """One metric over [t0, t1] averaged into about ``points`` buckets (a chart's): the
-        hourly rollups for the hours retention has already folded, raw readings after."""
-        conn = self._store.connection()
-        bucket = max(60.0, (t1 - t0) / points)
-        folded = self._store.get_meta("rollup_until")
-        split = t0
-        if folded is not None and t1 - t0 > 2 * 86_400:
-            split = min(max(float(folded), t0), t1)
-        out: list[Point] = []
-        if split > t0:
-            out += repo.hourly_averaged(conn, device_id, name, t0, split, bucket)
-        out += repo.readings_averaged(conn, device_id, name, split, t1, bucket)
-        return out
+        """One metric over [t0, t1] in at most ``points`` averaged points (a chart's)."""
+        return [(b.ts, b.value) for b in self.series(device_id, name, t0, t1, "auto", points)]
 
     def events(
         self, device_id: str | None = None, since: float | None = None, limit: int = 100

@@ -9,9 +9,10 @@ which the writer's upsert never touches.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,57 +179,161 @@ def events(
     ]
 
 
-def readings(
-    conn: sqlite3.Connection, device_id: str, name: str, t0: float, t1: float, limit: int
-) -> list[Point]:
-    """One metric's raw readings in [t0, t1], oldest first."""
-    rows = conn.execute(
-        "SELECT ts, json_extract(data, '$.metrics.' || json_quote(?)) AS value FROM events"
-        " WHERE device_id=? AND type='reading' AND ts >= ? AND ts <= ? AND value IS NOT NULL"
-        " ORDER BY ts LIMIT ?",
-        (name, device_id, t0, t1, limit),
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A chart's point: the readings of one time bucket, averaged, with their extremes.
+
+    ``ts`` is the mean time of those readings (a rollup hour counts at its middle, weighted
+    by its readings), so the newest point sits where the newest data is. A series short
+    enough to fit is returned as stored: each reading its own bucket (``n`` = 1).
+    """
+
+    ts: float
+    value: float
+    min: float
+    max: float
+    n: int
+
+
+# One bucket's partial aggregate, from the raw readings or from the rollups: its index,
+# source rows, readings, sum of their times, sum of their values, min, max.
+_Part = tuple[int, int, int, float, float, float, float]
+
+# The bucket index of a time (parameters: t0, width). A plain expression: SQLite sorts
+# the groups by it, and clamping it here doubled the time of a year's read.
+_INDEX = "CAST(({t} - ?1) / ?2 AS INTEGER)"
+
+
+def _raw_values(select: str) -> str:
+    """One metric's numeric raw readings of a device in [t0, t1] (parameters ?4 to ?7).
+
+    ``LIMIT -1 OFFSET 0`` keeps SQLite from flattening the subquery into the aggregate,
+    which would parse each row's JSON once per use of ``v`` (SQLite 3.40 has no parse
+    cache): a day of one device's readings took 24 ms instead of 15 here."""
+    return (
+        f"SELECT {select} FROM (SELECT ts,"
+        " json_extract(data, '$.metrics.' || json_quote(?4)) AS v FROM events"
+        " WHERE device_id=?5 AND type='reading' AND ts >= ?6 AND ts <= ?7 LIMIT -1 OFFSET 0)"
+        " WHERE typeof(v) IN ('integer', 'real')"
     )
-    return [(r["ts"], r["value"]) for r in rows]
 
 
-def hourly(
-    conn: sqlite3.Connection, device_id: str, name: str, t0: float, t1: float, limit: int
-) -> list[Point]:
-    """One metric's hourly averages (the rollups) for the hours starting in [t0, t1]."""
-    rows = conn.execute(
-        "SELECT hour AS ts, sum / n AS value FROM metrics_rollup WHERE device_id=? AND name=?"
-        " AND hour >= ? AND hour <= ? ORDER BY hour LIMIT ?",
-        (device_id, name, t0 - t0 % 3600, t1, limit),
-    )
-    return [(r["ts"], r["value"]) for r in rows]
+# The hours that end by the split (?6) with their middle in [t0, t1].
+_ROLLUPS = (
+    " FROM metrics_rollup WHERE device_id=?5 AND name=?4 AND hour >= ?1 - 1800"
+    " AND hour <= ?6 - 3600 AND hour <= ?7 - 1800"
+)
 
 
-def readings_averaged(
-    conn: sqlite3.Connection, device_id: str, name: str, t0: float, t1: float, bucket: float
-) -> list[Point]:
-    """Raw readings in [t0, t1] averaged into ``bucket``-second buckets, oldest first."""
-    rows = conn.execute(
-        "SELECT avg(ts) AS ts, avg(v) AS v FROM (SELECT ts,"
-        " json_extract(data, '$.metrics.' || json_quote(?)) AS v FROM events"
-        " WHERE device_id=? AND type='reading' AND ts >= ? AND ts <= ?)"
-        " WHERE v IS NOT NULL GROUP BY CAST(ts / ? AS INTEGER) ORDER BY ts",
-        (name, device_id, t0, t1, bucket),
-    )
-    return [(r["ts"], r["v"]) for r in rows]
+def oldest_reading(conn: sqlite3.Connection, device_id: str, t0: float, t1: float) -> float | None:
+    """The time of a device's oldest raw reading kept in [t0, t1] (any metric)."""
+    row = conn.execute(
+        "SELECT min(ts) FROM events WHERE device_id=? AND ts >= ? AND ts <= ? AND type='reading'",
+        (device_id, t0, t1),
+    ).fetchone()
+    return None if row[0] is None else float(row[0])
 
 
-def hourly_averaged(
-    conn: sqlite3.Connection, device_id: str, name: str, t0: float, t1: float, bucket: float
-) -> list[Point]:
-    """Rollups of the hours in [t0, t1) averaged into ``bucket``-second buckets (each point
-    at the middle of its hours), oldest first."""
-    rows = conn.execute(
-        "SELECT avg(hour) + 1800 AS ts, sum(sum) / sum(n) AS v FROM metrics_rollup"
-        " WHERE device_id=? AND name=? AND hour >= ? AND hour < ?"
-        " GROUP BY CAST(hour / ? AS INTEGER) ORDER BY ts",
-        (device_id, name, t0 - t0 % 3600, t1, bucket),
-    )
-    return [(r["ts"], r["v"]) for r in rows if r["v"] is not None]
+def series(
+    conn: sqlite3.Connection,
+    device_id: str,
+    name: str,
+    t0: float,
+    t1: float,
+    split: float,
+    points: int,
+) -> list[Bucket]:
+    """One metric over [t0, t1] in at most ``points`` buckets of (t1 - t0) / points seconds,
+    oldest first: the hourly rollups of the hours ending by ``split``, raw readings from it.
+
+    The aggregation runs in SQLite (a year of rollups is one index range, never a list
+    in Python); nothing is cut, so the newest readings are always in the last bucket.
+    When every source row fits in ``points``, the rows themselves are returned.
+    """
+    width = (t1 - t0) / points or 1.0
+    raw_from = max(t0, split)
+    bound = (t0, width, points - 1, name, device_id)
+    parts: list[_Part] = []
+    if split > t0:
+        sql = (
+            f"SELECT {_INDEX.format(t='(hour + 1800)')} AS k, count(*), sum(n),"
+            f" sum(hour * n) + 1800 * sum(n), sum(sum), min(min), max(max) {_ROLLUPS} GROUP BY k"
+        )
+        parts += conn.execute(sql, (*bound, split, t1)).fetchall()
+    if raw_from <= t1:
+        select = (
+            f"{_INDEX.format(t='ts')} AS k, count(*), count(*), sum(ts), sum(v), min(v), max(v)"
+        )
+        parts += conn.execute(
+            _raw_values(select) + " GROUP BY k", (*bound, raw_from, t1)
+        ).fetchall()
+    rows = sum(p[1] for p in parts)
+    out = _as_stored(conn, bound, split, raw_from, t1) if rows <= points else _merged(parts, points)
+    # The pages this read cached are one device's: no other request is likely to want
+    # them, and with a connection per request thread the caches add up (40 x 2 MiB).
+    release_memory(conn)
+    return out
+
+
+def _as_stored(
+    conn: sqlite3.Connection,
+    bound: tuple[float, float, int, str, str],
+    split: float,
+    raw_from: float,
+    t1: float,
+) -> list[Bucket]:
+    """The source rows themselves (few: at most a chart's points), oldest first."""
+    out: list[Bucket] = []
+    if split > bound[0]:
+        sql = f"SELECT hour + 1800, sum / n, min, max, n {_ROLLUPS} ORDER BY hour"
+        out += [Bucket(*r) for r in conn.execute(sql, (*bound, split, t1))]
+    if raw_from <= t1:
+        sql = _raw_values("ts, v") + " ORDER BY ts"
+        out += [Bucket(ts, v, v, v, 1) for ts, v in conn.execute(sql, (*bound, raw_from, t1))]
+    return out
+
+
+def _merged(parts: list[_Part], points: int) -> list[Bucket]:
+    """Partial aggregates of the same bucket (rollups and raw meet in one) added up; a
+    reading at t1 itself belongs to the last bucket."""
+    acc: dict[int, list[float]] = {}
+    for index, _rows, n, sum_ts, total, lo, hi in parts:
+        k = min(index, points - 1)
+        a = acc.get(k)
+        if a is None:
+            acc[k] = [n, sum_ts, total, lo, hi]
+        else:
+            a[0] += n
+            a[1] += sum_ts
+            a[2] += total
+            a[3] = min(a[3], lo)
+            a[4] = max(a[4], hi)
+    return [
+        Bucket(a[1] / a[0], a[2] / a[0], a[3], a[4], int(a[0]))
+        for _k, a in sorted(acc.items())
+        if a[0] > 0
+    ]
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def release_memory(conn: sqlite3.Connection) -> None:
+    """Give a read's memory back: this connection's page cache (each request thread has
+    one, and the threadpool has dozens), then what glibc keeps freed in its arenas (one
+    per thread or so; a quarter of a millisecond here)."""
+    conn.execute("PRAGMA shrink_memory")
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def dead_letters(conn: sqlite3.Connection, since: float, limit: int) -> list[DeadLetter]:
