@@ -38,8 +38,10 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# Two workers, one test file each at a time (module fixtures stay in one process): the
+# suite waits on brokers, hubs and audio far more than it computes.
 pytest:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: system-deps $(STAMP)
 	@for b in bench/*.py; do echo "# $$b" >&2; $(BIN)/python $$b || exit 1; done
