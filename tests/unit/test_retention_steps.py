@@ -98,11 +98,14 @@ def test_a_sweep_in_steps_never_holds_ingest_up(big_db: Path) -> None:
         ingest.stop()
     st = r.last
     assert st is not None and st.done
-    assert st.steps >= 20 and st.longest_s <= 0.1, (st.steps, st.longest_s)
+    # Many short steps. Their length is bench/retention.py's figure (about 40 ms here):
+    # this bound only has to hold on a machine running the suite on both cores, and
+    # still fails a sweep run as one job (3.7 s on this database).
+    assert st.steps >= 20 and st.longest_s <= 1.0, (st.steps, st.longest_s)
     # Every message handed during the sweep was committed soon (the sweep as one job held
     # them for seconds: its whole length).
     waits = sorted(stored[m] - handed[m] for m in handed)
-    assert len(waits) >= 20 and waits[-1] < 0.75, waits[-5:]
+    assert len(waits) >= 20 and waits[-1] < 1.5, waits[-5:]
     conn = store.new_connection()
     try:
         n, rows = conn.execute("SELECT sum(n), count(*) FROM metrics_rollup").fetchone()
