@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hub.automation.channels import DeliveryError
 from hub.automation.notification import Notification, label
@@ -55,8 +55,13 @@ from hub.store import Store
 from hub.store import households as household_rows
 from hub.store.outbox import SmsLog
 
-if TYPE_CHECKING:
-    from hub.automation.notify import Notifier
+
+class Sends(Protocol):
+    """What the emergency relay needs of the notifier (hub/automation/notify.py imports
+    this module for the gateway, so not the notifier itself)."""
+
+    def send(self, n: Notification) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +366,7 @@ class EmergencySms:
     def __init__(
         self,
         settings: NotifySettings,
-        notifier: Notifier,
+        notifier: Sends,
         lookup: Callable[[str], sqlite3.Row | Mapping[str, Any] | None],
         *,
         clock: Clock,
