@@ -171,6 +171,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE announcements ADD COLUMN follow_kind TEXT;
     CREATE INDEX announcements_corrects ON announcements(corrects) WHERE corrects IS NOT NULL;
     """,
+    # 12: a meeting invitation says when and where the meeting is (local date-time, as
+    # start_local), which is not when it is broadcast
+    """
+    ALTER TABLE announcements ADD COLUMN meeting_local TEXT;
+    ALTER TABLE announcements ADD COLUMN meeting_place TEXT;
+    CREATE INDEX announcements_meeting ON announcements(meeting_local)
+        WHERE meeting_local IS NOT NULL;
+    """,
+    # 13: the village's own words: how the loudspeakers say a word or an abbreviation
+    # (hamlet and family names, local abbreviations), applied before the built-in rules
+    """
+    CREATE TABLE lexicon(
+        word TEXT PRIMARY KEY COLLATE NOCASE, say TEXT NOT NULL, note TEXT,
+        updated_by TEXT NOT NULL, updated_at REAL NOT NULL);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
