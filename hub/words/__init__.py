@@ -2,8 +2,9 @@
 
 The word tables are data, UTF-8 JSON beside this module, one per side of the hub:
 ``common.json`` (the frame, devices, alerts, sign-in), ``public.json`` (the residents'
-pages, the feed, the calendar, the feedback form) and ``staff.json`` (the announcement
-pages and the rules); ``schedule.json`` holds the sentences of :mod:`hub.words.schedule`.
+pages, the feed, the calendar, the feedback form), ``staff.json`` (the announcement
+pages and the rules) and one per later part; ``schedule.json`` holds the sentences of
+:mod:`hub.words.schedule`, ``devices.json`` what the loudspeakers say for a device.
 Each table maps a language to ``{key: text}``, Vietnamese first. They are read once, at
 the first word asked for, and never change while the hub runs. Templates call
 ``_("nav.devices")``, Python ``t("ago.now")``; numbers and times are written the
@@ -28,8 +29,18 @@ LANGS: tuple[str, ...] = ("vi", "en")
 DEFAULT_LANG = "vi"
 #: Shown in the language switch, each in its own language.
 LANG_NAMES: Mapping[str, str] = MappingProxyType({"vi": "Tiếng Việt", "en": "English"})
-#: The tables of the catalogue; a key is defined in one of them only (a test says).
-TABLES: tuple[str, ...] = ("common", "public", "staff")
+#: Word tables that are not the pages' catalogue: the schedule's sentences and what the
+#: loudspeakers say for a device (:mod:`hub.words.devices`).
+NOT_CATALOGUE = frozenset({"schedule", "devices"})
+#: The tables of the catalogue: every other ``*.json`` here, the frame's first (a new part
+#: of the hub brings its own table). A key is defined in one of them only (a test says).
+TABLES: tuple[str, ...] = ("common", "public", "staff") + tuple(
+    sorted(
+        p.stem
+        for p in HERE.glob("*.json")
+        if p.stem not in NOT_CATALOGUE | {"common", "public", "staff"}
+    )
+)
 
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
