@@ -7,18 +7,40 @@ render cache is keyed on what is actually spoken.
 Engines run in the caller's thread (a worker, never the event loop): each call is one
 subprocess with a timeout, and the text goes through stdin, never the command line, so
 a text starting with ``-`` cannot turn into an option.
+
+Piper runs in a worker process of its own per render (``audio/piper_worker.py``): its
+model never sits in the hub. Which engine reads which voice, and espeak-ng standing in
+when Piper cannot, is ``audio/voices.py``'s.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import shutil
 import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from audio.errors import TTSError, UnknownVoice
 
-__all__ = ["VOICE_ALIASES", "EspeakNG", "Piper", "TTSEngine", "make_engine"]
+__all__ = [
+    "VOICE_ALIASES",
+    "EspeakNG",
+    "Piper",
+    "PiperMissing",
+    "PiperRun",
+    "TTSEngine",
+    "make_engine",
+    "piper_importable",
+]
+
+#: The folder that holds the ``audio`` package: on the worker's import path.
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 # What a head of village picks in the form, and the espeak-ng voice that reads it.
 VOICE_ALIASES = {
@@ -169,28 +191,68 @@ class EspeakNG:
         _check_wav(out_wav, "espeak-ng")
 
 
-class Piper:
-    """Piper neural TTS with a local ``.onnx`` voice model (nothing is downloaded).
+@dataclass(frozen=True, slots=True)
+class PiperRun:
+    """What one Piper worker said about its render (see ``audio/piper_worker.py``)."""
 
-    ``voice`` in ``synthesize`` is a speaker number for multi-speaker models, else ignored.
+    sample_rate: int
+    seconds: float
+    load_s: float
+    synth_s: float
+    peak_rss_kib: int
+    wall_s: float
+
+
+#: The worker's exit status when piper-tts is not importable (an installation problem,
+#: not the model's).
+PIPER_MISSING = 3
+
+
+def piper_importable(python: str = sys.executable) -> bool:
+    """Whether piper-tts is installed for the hub's Python (found, not imported: importing
+    it would load onnxruntime into the hub)."""
+    if python == sys.executable:
+        return importlib.util.find_spec("piper") is not None
+    probe = "import importlib.util,sys; sys.exit(importlib.util.find_spec('piper') is None)"
+    try:
+        return subprocess.run([python, "-c", probe], timeout=30, check=False).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+class PiperMissing(TTSError):
+    """piper-tts is not installed for the hub's Python."""
+
+
+class Piper:
+    """Piper neural TTS with a local ``.onnx`` voice model, one worker process per render.
+
+    The worker (``python -m audio.piper_worker``) loads the model, speaks the text it reads
+    from stdin and exits: the model's memory (a few hundred MB for a medium voice) never
+    sits in the hub. ``voice`` in ``synthesize`` is ignored: one model is one voice.
     """
 
     def __init__(
         self,
         *,
         model: Path | str,
-        binary: str = "piper",
         config: Path | str | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = 180.0,
+        python: str = sys.executable,
     ) -> None:
-        self._binary = _which(binary, "piper (https://github.com/rhasspy/piper)")
         self._model = Path(model)
-        if not self._model.is_file():
-            raise TTSError(f"piper model {self._model} does not exist: check audio.piper_model")
-        self._config = Path(config) if config is not None else None
-        if self._config is not None and not self._config.is_file():
-            raise TTSError(f"piper model config {self._config} does not exist")
+        self._config = Path(config) if config is not None else Path(f"{self._model}.json")
+        for path, what in ((self._model, "model"), (self._config, "model config")):
+            if not path.is_file():
+                raise TTSError(
+                    f"piper {what} {path} does not exist: add it with `langso voice add`"
+                )
+        if timeout_s <= 0:
+            raise TTSError(f"piper timeout {timeout_s} s: use more than 0")
         self._timeout_s = timeout_s
+        self._python = python
+        #: The last worker's report (the benchmark reads its peak memory).
+        self.last_run: PiperRun | None = None
 
     @property
     def name(self) -> str:
@@ -198,19 +260,44 @@ class Piper:
 
     @property
     def identity(self) -> str:
-        st = self._model.stat()
-        return f"piper|{self._model.name}|{st.st_size}|{st.st_mtime_ns}"
+        m, c = self._model.stat(), self._config.stat()
+        return f"piper|{self._model.name}|{m.st_size}|{m.st_mtime_ns}|{c.st_size}|{c.st_mtime_ns}"
 
     def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
         if not text.strip():
             raise TTSError("nothing to say: the announcement text is empty")
-        argv = [self._binary, "--model", str(self._model), "--output_file", str(out_wav)]
-        if self._config is not None:
-            argv += ["--config", str(self._config)]
-        if voice is not None and voice.isdigit():
-            argv += ["--speaker", voice]
-        _run(argv, text=text, timeout_s=self._timeout_s, what="piper")
+        argv = [self._python, "-m", "audio.piper_worker"]
+        argv += [str(self._model), str(self._config), str(out_wav)]
+        env = dict(os.environ)
+        # The worker imports this package wherever the hub found it (a checkout or a venv).
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                argv,
+                input=text.encode("utf-8"),
+                capture_output=True,
+                timeout=self._timeout_s,
+                check=False,
+                env=env,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise TTSError(f"piper took longer than {self._timeout_s:g} s") from exc
+        except OSError as exc:
+            raise TTSError(f"piper could not start: {exc}") from exc
+        if proc.returncode != 0:
+            lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = lines[-1][-300:] if lines else "no message"
+            error = PiperMissing if proc.returncode == PIPER_MISSING else TTSError
+            raise error(f"piper failed (exit {proc.returncode}): {detail}")
         _check_wav(out_wav, "piper")
+        try:
+            report = json.loads(proc.stdout.decode("utf-8").strip().splitlines()[-1])
+            self.last_run = PiperRun(wall_s=time.monotonic() - started, **report)
+        except (ValueError, IndexError, TypeError):
+            self.last_run = None  # the audio is there; only the figures are missing
 
 
 def make_engine(name: str, **opts: Any) -> TTSEngine:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audio.sinks import Sink, make_sink
-from audio.tts import TTSEngine, make_engine
+from audio.tts import EspeakNG, TTSEngine
+from audio.voices import VoiceEngine, VoiceFolder
 from devices.adapters import Router, make_adapter
 from devices.events import AnnounceCommand, Availability, Reading
 from devices.gpio import GpioConfig, PaHardware, SwitchedOutputs
@@ -313,8 +314,12 @@ def build_hub(
         settings,
         engine_factory
         or (
-            lambda: make_engine(
-                a.tts_engine, **({"model": a.piper_model} if a.tts_engine == "piper" else {})
+            lambda: VoiceEngine(
+                EspeakNG(),
+                VoiceFolder(settings.data_dir / "voices"),
+                default_voice=a.voice,
+                fallback_voice=a.fallback_voice,
+                timeout_s=a.piper_timeout_s,
             )
         ),
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from hub import __version__
 from hub.cli_gpio import add_gpio_parser
+from hub.cli_voice import add_voice_parser
 from hub.errors import ConfigError, HubError
 from hub.settings import Settings, load_settings
 
@@ -390,6 +391,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         finally:
             store.close()
         report(admins > 0, f"{admins} admin account(s)", "langso user add NAME --role admin")
+    from hub.cli_voice import doctor_voices
+
+    doctor_voices(settings, report)
     print("all good" if not problems else f"{problems} problem(s)")
     return 0 if not problems else 1
 
@@ -474,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("file", help="a backup: hub-YYYYmmdd-HHMMSS.db.gz or a plain .db")
     rs.set_defaults(func=cmd_restore)
     add_gpio_parser(sub, with_config, cmd_gpio_off)
+    add_voice_parser(sub, with_config, _settings)
     return p
 
 

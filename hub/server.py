@@ -31,6 +31,7 @@ from hub.api import (
     rules,
     stream,
     users,
+    voices,
 )
 from hub.app import Hub
 from hub.bus import Bus, attach
@@ -78,7 +79,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     errors.install(app)
     for module in (health, auth, devices, metrics, announcements, feedback, rules):
         app.include_router(module.router)
-    for module in (stream, alerts_ack, users, clock, households):
+    for module in (stream, alerts_ack, users, clock, households, voices):
         app.include_router(module.router)
     mount_web(app, hub)
     return app

@@ -205,12 +205,26 @@ class AudioSettings(_Model):
     )
     alsa_device: str = Field("default", description="ALSA device for aplay.")
     tts_engine: Literal["espeak-ng", "piper"] = Field(
-        "espeak-ng", description="Text-to-speech engine."
+        "espeak-ng",
+        description="Engine of the default voice: espeak-ng, or piper (then `voice` is a "
+        "Piper voice installed with `langso voice add`: piper:NAME).",
     )
     voice: str = Field(
-        "north", description="Default voice: north, central, south (or an espeak-ng voice)."
+        "north",
+        max_length=40,
+        description="Default voice: north, central, south (espeak-ng) or piper:NAME.",
     )
-    piper_model: Path | None = Field(None, description="Voice model file for piper.")
+    fallback_voice: str = Field(
+        "north",
+        max_length=40,
+        description="espeak-ng voice that reads a text when a Piper voice cannot.",
+    )
+    piper_timeout_s: float = Field(
+        180.0,
+        gt=0,
+        le=3600,
+        description="Longest a Piper render may take (s); then espeak-ng reads the text.",
+    )
     sample_rate: int = Field(22050, ge=8000, le=48000, description="PA sample rate (Hz).")
     target_lufs: float = Field(-16.0, ge=-40, le=-5, description="Loudness target (LUFS).")
     emergency_lufs: float = Field(
@@ -237,6 +251,15 @@ class AudioSettings(_Model):
         description="Emergency texts the rules may say, rendered ahead at most (the most "
         "urgent first; about 2 MB each); 0 renders them only when needed.",
     )
+
+    @model_validator(mode="after")
+    def _engine_names_voice(self) -> AudioSettings:
+        if self.tts_engine == "piper" and not self.voice.startswith("piper:"):
+            raise ValueError(
+                f'voice {self.voice!r}: with tts_engine = "piper", name a Piper voice '
+                "installed with `langso voice add`: piper:NAME (see `langso voice list`)"
+            )
+        return self
 
 
 class AnnouncementSettings(_Model):

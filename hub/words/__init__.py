@@ -34,12 +34,10 @@ LANG_NAMES: Mapping[str, str] = MappingProxyType({"vi": "Tiếng Việt", "en": 
 NOT_CATALOGUE = frozenset({"schedule", "devices"})
 #: The tables of the catalogue: every other ``*.json`` here, the frame's first (a new part
 #: of the hub brings its own table). A key is defined in one of them only (a test says).
-TABLES: tuple[str, ...] = ("common", "public", "staff") + tuple(
-    sorted(
-        p.stem
-        for p in HERE.glob("*.json")
-        if p.stem not in NOT_CATALOGUE | {"common", "public", "staff"}
-    )
+_FRAME = ("common", "public", "staff")
+TABLES: tuple[str, ...] = (
+    *_FRAME,
+    *sorted(p.stem for p in HERE.glob("*.json") if p.stem not in NOT_CATALOGUE.union(_FRAME)),
 )
 
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

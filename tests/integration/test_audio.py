@@ -190,10 +190,8 @@ def test_engine_factory_and_missing_piper(tmp_path: Path) -> None:
     assert make_engine("espeak-ng", voice="south").name == "espeak-ng"
     with pytest.raises(TTSError, match="unknown TTS engine"):
         make_engine("festival")
-    model = tmp_path / "vi_VN-vais1000-medium.onnx"
-    model.write_bytes(b"not really a model")
-    with pytest.raises(TTSError, match="not installed"):
-        Piper(model=model, binary="piper-that-is-not-installed")
+    with pytest.raises(TTSError, match="does not exist"):
+        Piper(model=tmp_path / "missing.onnx")
 
 
 # --- loudness meter --------------------------------------------------------------------
