@@ -50,6 +50,7 @@ from hub.services.alerts import Alerts
 from hub.services.clock import ClockTrust
 from hub.services.devices import Devices
 from hub.services.feedback import Feedback
+from hub.services.lexicon import lexicon_source
 from hub.services.users import Users
 from hub.settings import Settings
 from hub.store import Store
@@ -322,6 +323,7 @@ def build_hub(
                 timeout_s=a.piper_timeout_s,
             )
         ),
+        lexicon=lexicon_source(store),
     )
     announcements = Announcements(
         settings,

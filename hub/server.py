@@ -27,6 +27,7 @@ from hub.api import (
     feedback,
     health,
     households,
+    lexicon,
     metrics,
     rules,
     stream,
@@ -79,7 +80,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     errors.install(app)
     for module in (health, auth, devices, metrics, announcements, feedback, rules):
         app.include_router(module.router)
-    for module in (stream, alerts_ack, users, clock, households, voices):
+    for module in (stream, alerts_ack, users, clock, households, lexicon, voices):
         app.include_router(module.router)
     mount_web(app, hub)
     return app

@@ -12,18 +12,26 @@ emergency's but not which audio a coming occurrence plays. This module tells it
 2. the emergency texts the rules may say, the most urgent first, each once, at most
    ``audio.prerender_max``.
 
+And when the village's own words change (:meth:`RenderUpkeep.words_changed`, after an
+edit of the lexicon), the coming announcements whose text uses a changed word are rendered
+again at once, then the pass above runs (an emergency text that uses it is pre-rendered
+anew; the others are found in the cache).
+
 Threads: :meth:`keep` runs in the renderer's caller (an API worker, ``announce-cmd``);
-the pass runs in the ``prerender`` thread. Each reads through its own connection.
+the passes run in a ``prerender`` thread. Each reads through its own connection.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 from audio.cache import Keep, RenderCache, Rendered, needed_soon_s
+from audio.lexicon import compile_lexicon
 from hub.broadcast.hub_alerts import HubAlerts
 from hub.broadcast.rendering import Renderer
 from hub.clock import Clock
@@ -51,6 +59,10 @@ class RenderUpkeep:
     ) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.table, self.renderer, self.alerts = table, renderer, alerts
+        #: Changed words waiting for the re-render pass, and whether it runs.
+        self._words_lock = threading.Lock()
+        self._pending_words: set[str] = set()
+        self._words_pass: threading.Thread | None = None
 
     @property
     def soon_s(self) -> float:
@@ -120,14 +132,20 @@ class RenderUpkeep:
                 continue
             restored += 1
             if (str(rendered.wav_path), str(rendered.web_path)) != (wav, web):
-                self._repoint(row["id"], rendered)
+                self._repoint(row, rendered)
         if restored:
             log.info("render cache: the audio of %d coming announcements rendered again", restored)
         return restored
 
-    def _repoint(self, aid: str, rendered: Rendered) -> None:
+    def _repoint(self, row: Row, rendered: Rendered, cause: dict[str, Any] | None = None) -> bool:
+        """Point the announcement at its new audio, unless it changed since ``row`` was read
+        (an edit rendered its own audio meanwhile: this render is of the old text)."""
+        aid = row["id"]
         now = self.clock.now().timestamp()
         with self.table.write() as conn:
+            current = self.table.row(aid)
+            if current is None or current["render_wav"] != row["render_wav"]:
+                return False
             self.table.update(
                 conn,
                 aid,
@@ -144,8 +162,84 @@ class RenderUpkeep:
                 actor="system",
                 action="announcement.rerender",
                 target=aid,
-                detail={"sha256": rendered.sha256},
+                detail={"sha256": rendered.sha256, **(cause or {})},
             )
+        return True
+
+    # -- the village's own words changed ---------------------------------------------------
+    def words_changed(self, words: Collection[str], then: Callable[[], None] | None = None) -> None:
+        """After a lexicon edit (an API worker): the announcements that use ``words`` are
+        rendered again in a ``prerender`` thread, then ``then`` runs (the rules' emergency
+        texts). Edits in quick succession join the pass already running."""
+        with self._words_lock:
+            self._pending_words |= set(words)
+            if self._words_pass is not None:
+                return
+            self._words_pass = threading.Thread(
+                target=self._rerender_pending, args=(then,), name="prerender", daemon=True
+            )
+            self._words_pass.start()
+
+    def _rerender_pending(self, then: Callable[[], None] | None) -> None:
+        # Bounded: each turn takes every word waiting; it ends once none came meanwhile.
+        while True:
+            with self._words_lock:
+                words, self._pending_words = self._pending_words, set()
+                if not words:
+                    self._words_pass = None
+                    break
+            try:
+                self.rerender_words(words)
+            except Exception:
+                log.exception("rendering again after a lexicon change failed")
+        if then is not None:
+            try:
+                then()
+            except Exception:
+                log.exception("pre-rendering after a lexicon change failed")
+
+    def rerender_words(self, words: Collection[str]) -> int:
+        """Render again the coming text announcements that use any of ``words`` (with the
+        lexicon as it is now) and point them at the new audio; audited. How many changed."""
+        uses = compile_lexicon((w, w) for w in words)
+        redone = 0
+        for row in self._coming():
+            if self.renderer.closed:
+                break
+            if not row["text"] or row["next_run"] is None:
+                continue
+            used = sorted(set(uses.used_in(row["text"])))
+            if not used:
+                continue
+            r = self.renderer
+            try:
+                rendered = r.render(
+                    r.spec(
+                        text=row["text"],
+                        source_wav=None,
+                        voice=row["voice"],
+                        priority=row["priority"],
+                        repeat=row["repeat"],
+                    ),
+                    emergency=row["priority"] == "emergency",
+                    keep=self.keep(),
+                )
+            except Exception as e:  # the old audio stays: it still plays, said the old way
+                log.exception("announcement %s cannot be rendered with the new words", row["id"])
+                self.alerts.raise_(
+                    "render_lexicon",
+                    "warning",
+                    f"announcement {row['id']} still says {', '.join(used)} the old way: "
+                    f"its render failed ({e}); edit it to try again",
+                )
+                continue
+            if rendered.sha256 != row["render_sha"] and self._repoint(
+                row, rendered, {"lexicon": used[:20]}
+            ):
+                redone += 1
+        if redone:
+            log.info("the lexicon changed: %d coming announcements rendered again", redone)
+        return redone
 
     def prerender(self, items: list[dict[str, Any]]) -> int:
         """The pass: missing coming audio first, then the emergency texts (``items``, the

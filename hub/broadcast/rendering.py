@@ -9,10 +9,15 @@ render the least recently used audio nothing needs goes first; emergency audio n
 goes; what the caller (the announcements service) says a future occurrence needs goes
 last. Emergency texts pre-rendered ahead count as emergency audio, so their pass stops
 once emergencies hold half the budget.
+
+The village's own words (``audio/lexicon.py``, kept by :mod:`hub.services.lexicon`) are
+applied to a text here, before ``audio.render`` normalises it: the text the render cache
+keys on is the lexicon-applied one, so an edited entry makes a new render.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +33,7 @@ from audio.errors import (
     UnknownVoice,
     UnsupportedAudio,
 )
+from audio.lexicon import EMPTY, Lexicon
 from audio.render import Rendered, RenderSpec, render
 from audio.tts import TTSEngine
 from hub.broadcast.models import AnnouncementError
@@ -59,9 +65,18 @@ def audio_refusals() -> Iterator[None]:
 class Renderer:
     """Text or a recording -> the normalised WAV (and web copy) the playout plays."""
 
-    def __init__(self, settings: Settings, engine_factory: Callable[[], TTSEngine]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_factory: Callable[[], TTSEngine],
+        *,
+        lexicon: Callable[[], Lexicon] | None = None,
+    ) -> None:
         self.settings = settings
         self._engine_factory = engine_factory
+        #: The village's own words, read at every render (cheap: compiled once per change).
+        self.lexicon_source: Callable[[], Lexicon] = lexicon or (lambda: EMPTY)
+        self._last_lexicon = EMPTY
         self._engine: TTSEngine | None = None
         self.cache_dir = settings.data_dir / "render"
         #: Shared with the retention sweep (the same folder is the same object).
@@ -80,6 +95,11 @@ class Renderer:
     def close(self) -> None:
         """Stop a pre-render in progress after the item it is on (the hub is stopping)."""
         self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        """The hub is stopping: passes over many renders end after the one they are on."""
+        return self._closed.is_set()
 
     def _chime(self) -> bool | Path:
         c = self.settings.audio.chime
@@ -111,11 +131,34 @@ class Renderer:
             gap_s=a.repeat_gap_s,
         )
 
+    def lexicon(self) -> Lexicon:
+        """The lexicon now; the last one read when it cannot be read (a storage that
+        refuses reads must not keep an emergency off the loudspeakers)."""
+        try:
+            self._last_lexicon = self.lexicon_source()
+        except Exception:
+            log.exception("the lexicon cannot be read: the last one read is used")
+        return self._last_lexicon
+
+    def spoken(self, text: str, lexicon: Lexicon | None = None) -> str:
+        """``text`` with the village's own words said their way (``lexicon``: instead of
+        the current one, e.g. with an entry being typed)."""
+        return (lexicon if lexicon is not None else self.lexicon()).apply(text)
+
     def render(
-        self, spec: RenderSpec, *, emergency: bool = False, keep: Keep | None = None
+        self,
+        spec: RenderSpec,
+        *,
+        emergency: bool = False,
+        keep: Keep | None = None,
+        lexicon: Lexicon | None = None,
     ) -> Rendered:
-        """Render (or find) ``spec``, then evict to the budget, sparing what ``keep`` names
-        and what was just rendered. ``emergency``: the audio is never evicted."""
+        """Render (or find) ``spec``, its text said with the lexicon (``lexicon``: instead
+        of the current one), then evict to the budget, sparing what ``keep`` names and
+        what was just rendered. ``emergency``: the audio is never evicted."""
+        if spec.text is not None:
+            with audio_refusals():  # a lexicon-lengthened text past the limit: a 422
+                spec = dataclasses.replace(spec, text=self.spoken(spec.text, lexicon))
         # One render at a time: two espeak-ng + ffmpeg pipelines at once would starve the
         # ingest writer on a 2-core Pi.
         with self.render_lock, audio_refusals():
@@ -155,9 +198,18 @@ class Renderer:
                 log.exception("pre-rendering %r failed", item["text"][:60])
         return done
 
-    def preview(self, text: str, voice: str | None, keep: Keep | None = None) -> Rendered:
-        """TTS preview for the compose page: the text as it will sound, said once."""
+    def preview(
+        self,
+        text: str,
+        voice: str | None,
+        keep: Keep | None = None,
+        *,
+        lexicon: Lexicon | None = None,
+    ) -> Rendered:
+        """TTS preview for the compose page and the lexicon's listen button: the text as
+        it will sound, said once (``lexicon``: instead of the current one)."""
         return self.render(
             self.spec(text=text, source_wav=None, voice=voice, priority="normal", repeat=1),
             keep=keep,
+            lexicon=lexicon,
         )

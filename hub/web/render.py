@@ -115,6 +115,7 @@ NAV: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("feedback", "/app/feedback", "nav.inbox", ("head",)),
     ("rules", "/app/rules", "nav.rules", ("technician", "head")),
     ("households", "/app/households", "nav.households", ("head", "technician")),
+    ("lexicon", "/app/lexicon", "nav.lexicon", ("head", "technician")),
     ("users", "/app/users", "nav.users", ("admin",)),
 )
 

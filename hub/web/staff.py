@@ -18,6 +18,7 @@ from hub.web import (
     staff_history,
     staff_households,
     staff_inbox,
+    staff_lexicon,
     staff_rules,
     staff_schedule,
     staff_users,
@@ -33,6 +34,7 @@ for section in (
     staff_rules,
     staff_inbox,
     staff_households,
+    staff_lexicon,
     staff_users,
 ):
     router.include_router(section.router)
