@@ -12,8 +12,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hub.web import (
+    staff_announcement,
     staff_compose,
     staff_dashboard,
+    staff_dead_letters,
     staff_devices,
     staff_history,
     staff_households,
@@ -28,8 +30,10 @@ router = APIRouter(include_in_schema=False)
 for section in (
     staff_dashboard,
     staff_devices,
+    staff_dead_letters,
     staff_compose,
     staff_schedule,
+    staff_announcement,
     staff_history,
     staff_rules,
     staff_inbox,

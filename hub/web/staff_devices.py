@@ -23,7 +23,7 @@ from hub.errors import NotFound
 from hub.services.devices import NAME_FIELDS, NAME_LIMITS, NamingInvalid
 from hub.store.devices import Device
 from hub.web import device_text as dt
-from hub.web import firing_views, views
+from hub.web import firing_views, staff_dead_letters, views
 from hub.web.charts import line_chart
 from hub.web.render import hub_of, not_found, read_form, render, translator
 from hub.web.session import Session, form_session, require_page, safe_next
@@ -61,6 +61,8 @@ def devices_page(request: Request, kind: str | None = None, q: str = "") -> HTML
         kind=kind,
         q=q,
         total=len(everything),
+        # What the hub refused from MQTT lately: a link with the count, never hidden.
+        refused=staff_dead_letters.summary(hub, t),
         key_metrics=lambda d: [
             (dt.metric_label(t, n), dt.metric_text(t, n, d.metrics[n]))
             for n in views.ordered_metrics(d.metrics)
@@ -202,6 +204,7 @@ def _device_page(
         alerts=views.open_alerts(hub, device_id) + views.cleared_alerts(hub, device_id, 10),
         alert_title=lambda a: views.alert_title(t, a),
         events=dt.event_rows(t, hub.devices.events(device_id, limit=10)),
+        refused=staff_dead_letters.summary(hub, t, device_id),
     )
 
 

@@ -1,7 +1,7 @@
 """The as-run log (``/app/history``) and its CSV export for the commune (``/app/history.csv``).
 
 Read from :func:`hub.store.read_models.logged`; dates in the filter are village dates,
-both included.
+both included. Each row links to its announcement's page (``/app/announcements/{id}``).
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from hub.store.read_models import Logged
 from hub.web.forms import parse_date
 from hub.web.render import hub_of, render, translator
 from hub.web.session import require_page
+from hub.web.staff_announcement import CUT
 from hub.web.staff_words import detail_text, zones_text
 from hub.words import Translator
-from hub.words.times import duration_text, when_text
+from hub.words.lengths import cut_text
+from hub.words.times import when_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -122,8 +124,11 @@ def history_page(request: Request) -> HTMLResponse:
                 "scheduled": when_text(t, r.scheduled_for, tz, now),
                 "scheduled_iso": iso(int(r.scheduled_for)),
                 "started": f"{_local(r.started_at, tz):%H:%M:%S}" if r.started_at else "",
-                "length": duration_text(t, r.ended_at - r.started_at)
-                if r.started_at and r.ended_at and r.ended_at - r.started_at >= 1
+                "id": r.announcement_id,
+                # A broadcast played in full lasts what its announcement's page says (one
+                # length, chimes and repeats in it); one cut short says when it was cut.
+                "cut": cut_text(t, r.ended_at - r.started_at)
+                if r.status in CUT and r.started_at and r.ended_at
                 else "",
                 "detail": detail_text(t, r.detail),
             }

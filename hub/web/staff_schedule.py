@@ -8,6 +8,7 @@ come of each recurrence to what the playout log says of the past
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -29,8 +30,9 @@ from hub.web.render import SCRIPT_KEYS, hub_of, render, translator
 from hub.web.session import Session, form_session, require_page
 from hub.web.staff_words import zones_text
 from hub.words import Translator, date_text
+from hub.words.lengths import Lengths, lengths, said_times
 from hub.words.schedule import describe_schedule
-from hub.words.times import cap, clock_text, ts_of, weekday_name, when_text
+from hub.words.times import cap, ts_of, weekday_name, when_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,6 +68,20 @@ class Item:
     recurring: bool = False
 
 
+def lengths_of(
+    hub: Hub, t: Translator, a: Mapping[str, Any], recording_s: float | None = None
+) -> Lengths:
+    """An announcement's lengths (as the API gives it), in the words every page uses."""
+    settings = hub.settings
+    return lengths(
+        t,
+        broadcast_s=a["duration_s"],
+        recording_s=recording_s,
+        times=said_times(a["repeat"], a["priority"], settings.announcements.emergency_repeats),
+        chimes=settings.audio.chime != "none",
+    )
+
+
 def items(hub: Hub, t: Translator, session: Session, *, limit: int = 200) -> list[Item]:
     """The announcements still to play (drafts too), soonest first."""
     tz = hub.settings.tz
@@ -89,7 +105,7 @@ def items(hub: Hub, t: Translator, session: Session, *, limit: int = 200) -> lis
                 next_run=next_run,
                 when=when_text(t, next_run, tz, now) if next_run else "",
                 words=describe_schedule(a["rrule"], start_local, t.lang),
-                duration=clock_text(a["duration_s"]),
+                duration=lengths_of(hub, t, a).broadcast,
                 created_by=a.get("created_by"),
                 approved_by=a.get("approved_by"),
                 may_approve=a["status"] == "draft"
@@ -109,15 +125,12 @@ def _recurrence(a: read_models.Planned, tz: tzinfo) -> Recurrence | None:
         return None
 
 
-def week_view(hub: Hub, t: Translator, offset: int) -> dict[str, Any]:
-    """Seven days from Monday (``offset`` weeks from this one), each with its broadcasts:
-    occurrences still to come from the recurrences, and what the log says of the past."""
+def _occurrences(
+    hub: Hub, lo: datetime, hi: datetime, now: datetime
+) -> dict[tuple[str, float], dict[str, Any]]:
+    """The broadcasts in [lo, hi): occurrences still to come from the recurrences, and
+    what the playout log says of the past (and of what is on air)."""
     tz = hub.settings.tz
-    now = hub.clock.now()
-    today = local_naive(now, tz).date()
-    monday = today - timedelta(days=today.weekday()) + timedelta(weeks=offset)
-    lo = to_utc(datetime.combine(monday, time()), tz)
-    hi = to_utc(datetime.combine(monday + timedelta(days=7), time()), tz)
     found: dict[tuple[str, float], dict[str, Any]] = {}
     for a in read_models.planned(hub.store):
         rec = _recurrence(a, tz)
@@ -131,17 +144,52 @@ def week_view(hub: Hub, t: Translator, offset: int) -> dict[str, Any]:
                 "status": "draft" if a.status == "draft" else "upcoming",
                 "at": at.timestamp(),
             }
-    past = read_models.logged(
-        hub.store, since=lo.timestamp(), until=hi.timestamp(), newest_first=False
+    if lo < now:
+        past = read_models.logged(
+            hub.store, since=lo.timestamp(), until=hi.timestamp(), newest_first=False
+        )
+        for b in past:
+            found[(b.announcement_id, b.scheduled_for)] = {
+                "id": b.announcement_id,
+                "title": b.title,
+                "priority": b.priority,
+                "status": b.status,
+                "at": b.scheduled_for,
+            }
+    return found
+
+
+def _week_bounds(monday: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """A village week, Monday 00:00 to the next Monday 00:00 (village time), in UTC."""
+    return (
+        to_utc(datetime.combine(monday, time()), tz),
+        to_utc(datetime.combine(monday + timedelta(days=7), time()), tz),
     )
-    for b in past:
-        found[(b.announcement_id, b.scheduled_for)] = {
-            "id": b.announcement_id,
-            "title": b.title,
-            "priority": b.priority,
-            "status": b.status,
-            "at": b.scheduled_for,
-        }
+
+
+def _week_title(t: Translator, monday: date) -> str:
+    sunday = monday + timedelta(days=6)
+    return t(
+        "sched.week_of",
+        start=date_text(monday, t.lang, year=monday.year != sunday.year),
+        end=date_text(sunday, t.lang),
+    )
+
+
+def week_view(hub: Hub, t: Translator, offset: int) -> dict[str, Any]:
+    """Seven days from Monday (a Vietnamese week: Monday to Sunday, ``offset`` weeks from
+    the one holding today), each with its broadcasts.
+
+    This week's view also says what the next week holds: on a Sunday (and a Saturday
+    evening) this week is nearly over and "Theo tuần" would otherwise show six grey days
+    and hide that tomorrow is full; the head asks "what is coming", not "which week".
+    """
+    tz = hub.settings.tz
+    now = hub.clock.now()
+    today = local_naive(now, tz).date()
+    monday = today - timedelta(days=today.weekday()) + timedelta(weeks=offset)
+    lo, hi = _week_bounds(monday, tz)
+    found = _occurrences(hub, lo, hi, now)
     days = []
     for i in range(7):
         d = monday + timedelta(days=i)
@@ -160,15 +208,24 @@ def week_view(hub: Hub, t: Translator, offset: int) -> dict[str, Any]:
                 "entries": entries,
             }
         )
-    sunday = monday + timedelta(days=6)
+    coming = None
+    if offset == 0:
+        next_monday = monday + timedelta(weeks=1)
+        ahead = sorted(
+            _occurrences(hub, *_week_bounds(next_monday, tz), now).values(), key=lambda e: e["at"]
+        )
+        coming = {
+            "title": _week_title(t, next_monday),
+            "count": len(ahead),
+            "first": when_text(t, ahead[0]["at"], tz, now.timestamp()) if ahead else "",
+            "first_title": ahead[0]["title"] if ahead else "",
+        }
     return {
         "days": days,
         "offset": offset,
-        "title": t(
-            "sched.week_of",
-            start=date_text(monday, t.lang, year=monday.year != sunday.year),
-            end=date_text(sunday, t.lang),
-        ),
+        "title": _week_title(t, monday),
+        "coming": coming,
+        "last_day": today.weekday() == 6 and offset == 0,
     }
 
 
