@@ -62,7 +62,16 @@ def _actor(user: User) -> Actor:
     responses={201: json_of(AnnouncementOut, "Scheduled"), **documented(400, 401, 403, 413, 422)},
 )
 def create_announcement(hub: HubDep, user: Head, body: AnnouncementIn) -> dict[str, Any]:
-    """Schedule an announcement: its audio is rendered now, so it plays on the second."""
+    """Schedule an announcement: its audio is rendered now, so it plays on the second.
+
+    A meeting (``category`` meeting) needs ``meeting_at``, its own date and time (no
+    offset: the village's time), and takes ``meeting_place``; its invitation is broadcast
+    at ``start_at``, before the meeting. With ``category`` left out, an announcement that
+    gives ``meeting_at``, or whose title or text reads as an invitation ("kính mời ...
+    họp", "họp thôn"...) with a date and time the hub can read ("19h30 thứ Năm 10/12"),
+    is made a meeting; the answer's ``guess`` says what was made of it, or, when the time
+    could not be read, that it stays a notice and what to send. A category given is never
+    changed."""
     return hub.announcements.create(body, _actor(user))
 
 
@@ -127,6 +136,9 @@ def get_announcement(hub: HubDep, staff: MaybeStaff, aid: str) -> dict[str, Any]
 def patch_announcement(
     hub: HubDep, user: Head, aid: str, patch: AnnouncementPatch
 ) -> dict[str, Any]:
+    """Change an announcement (its audio is rendered again). A category other than meeting
+    drops the meeting's time and place; ``meeting_at`` is refused on anything but a
+    meeting."""
     return hub.announcements.update(aid, patch, _actor(user))
 
 

@@ -39,6 +39,20 @@ class BroadcastOut(BaseModel):
     detail: str | None
 
 
+class MeetingGuessOut(BaseModel):
+    """What the hub made of an announcement sent without a category that reads as a
+    meeting invitation (or that gave ``meeting_at``)."""
+
+    category: Literal["meeting"]
+    applied: bool = Field(
+        description="true: it was made a meeting with this time and place; false: it stays "
+        "a notice (its meeting time could not be read), and ``detail`` says what to send."
+    )
+    meeting_at: Time | None = Field(description="The meeting time given or read (UTC).")
+    meeting_place: str | None = Field(description="The place given or read.")
+    detail: str = Field(description="What was read, in words.")
+
+
 class AnnouncementOut(BaseModel):
     """An announcement, with its next run and its last broadcast. ``voice``, ``published``,
     ``created_by`` and ``approved_by`` are shown to a signed-in head or admin only."""
@@ -66,10 +80,21 @@ class AnnouncementOut(BaseModel):
     followed_by: str | None = Field(None, description="The newest follow-up of this one.")
     next_run: Time | None
     schedule_words: dict[str, str] = Field(description="The schedule in words, by language.")
+    meeting_at: Time | None = Field(
+        None,
+        description="A meeting's own date and time (UTC), which start_at and next_run (its "
+        "invitation's broadcasts) are not; null for other categories.",
+    )
+    meeting_place: str | None = Field(None, description="Where the meeting is.")
     duration_s: float | None
     audio_url: str
     created_at: Time | None
     last_broadcast: BroadcastOut | None
+    guess: MeetingGuessOut | None = Field(
+        None,
+        description="In the answer to POST only, when the category was left out and it "
+        "reads as a meeting invitation: what the hub made of it.",
+    )
     voice: str | None = None
     published: bool | None = None
     created_by: str | None = None

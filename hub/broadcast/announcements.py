@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from audio.render import Rendered
 from hub.broadcast.follow_up import FollowKind, follow_up_body, is_emergency
 from hub.broadcast.hub_alerts import HubAlerts
+from hub.broadcast.meetings import guess_meeting, meeting_cols, stored_meeting
 from hub.broadcast.models import (
     Actor,
     AnnouncementError,
@@ -131,8 +132,11 @@ class Announcements:
         return row
 
     # -- writes -------------------------------------------------------------------------------
-    def _prepare(self, body: AnnouncementIn, actor: Actor) -> dict[str, Any]:
-        """Validate, render the audio and compute the first run: the row's columns."""
+    def _prepare(
+        self, body: AnnouncementIn, actor: Actor, *, kept_meeting: str | None = None
+    ) -> dict[str, Any]:
+        """Validate, render the audio and compute the first run: the row's columns.
+        ``kept_meeting``: the stored meeting time, which a change may leave in the past."""
         now = self.clock.now()
         tz = self.settings.tz
         if (body.text is None) == (body.audio_id is None):
@@ -161,6 +165,7 @@ class Announcements:
             raise AnnouncementError(str(e)) from None
         if nxt is None:
             raise AnnouncementError("start_at: every occurrence is in the past or expired")
+        meeting = meeting_cols(body, tz, now=now, first=nxt, kept=kept_meeting)
         if body.corrects and not self.table.exists(body.corrects):
             raise AnnouncementError(f"corrects: no announcement {body.corrects!r}")
         source = self._audio_path(body.audio_id) if body.audio_id else None
@@ -205,11 +210,16 @@ class Announcements:
             "last_run": None,
             "approved_by": None if needs_approval else actor.name,
             "updated_at": now.timestamp(),
+            **meeting,
         }
 
     def create(
         self, body: AnnouncementIn, actor: Actor, *, aid: str | None = None
     ) -> dict[str, Any]:
+        """Schedule ``body``. An invitation left in the default category becomes a meeting
+        when its meeting time is given or can be read in it; the answer's ``guess`` says
+        so (and says when it reads as one but could not be made one)."""
+        body, guess = guess_meeting(body, self.clock.now(), self.settings.tz)
         cols = self._prepare(body, actor)
         aid = aid or _new_id()
         cols.update(id=aid, created_by=actor.name, created_at=cols["updated_at"])
@@ -226,14 +236,20 @@ class Announcements:
                 actor=actor.name,
                 action="announcement.create",
                 target=aid,
-                detail={"title": body.title, "priority": body.priority, "status": cols["status"]},
+                detail={
+                    "title": body.title,
+                    "priority": body.priority,
+                    "status": cols["status"],
+                    **({"guess": guess} if guess else {}),
+                },
             )
             if ends and body.corrects:
                 self._end_in(conn, body.corrects, actor, cols["updated_at"], aid, "all_clear")
         if ends and body.corrects:
             self.playout.cancel(body.corrects)
             self.events.publish(self.table.changed(body.corrects))
-        return self._changed(aid)
+        made = self._changed(aid)
+        return made | {"guess": guess} if guess else made
 
     def end(
         self, aid: str, actor: Actor, *, kind: FollowKind | None = None, text: str = ""
@@ -306,12 +322,17 @@ class Announcements:
             data["audio_id"] = None
         if changes.get("audio_id"):
             data["text"] = None
+        # No longer a meeting: its time and place go with the category.
+        if changes.get("category", "meeting") != "meeting":
+            for key in ("meeting_at", "meeting_place"):
+                if key not in changes:
+                    data[key] = None
         try:
             merged = AnnouncementIn.model_validate(data)
         except ValidationError as e:
             err = e.errors()[0]
             raise AnnouncementError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-        cols = self._prepare(merged, actor)
+        cols = self._prepare(merged, actor, kept_meeting=row["meeting_local"])
         if row["status"] == "scheduled" and cols["status"] == "draft":
             cols["status"] = "draft"  # a change to an approved one needs approval again
         self.playout.cancel(aid)
@@ -350,6 +371,7 @@ class Announcements:
             voice=row["voice"],
             corrects=row["corrects"],
             published=bool(row["published"]),
+            **stored_meeting(row["meeting_local"], row["meeting_place"], tz),
         )
 
     def approve(self, aid: str, actor: Actor) -> dict[str, Any]:

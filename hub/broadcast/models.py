@@ -1,7 +1,10 @@
 """Broadcast stage, its requests: what the village head asks for, and who asks.
 
 ``AnnouncementIn`` is the body of ``POST /api/announcements``, of the compose page and
-of the MQTT ``cmd/announce`` topic; ``AnnouncementPatch`` a change to one.
+of the MQTT ``cmd/announce`` topic; ``AnnouncementPatch`` a change to one. A meeting's
+fields (``meeting_at``, ``meeting_place``) are checked against the category by the
+service (:func:`hub.broadcast.meetings.meeting_problem`), where an omitted category is
+known from a given one.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from hub.errors import Invalid
 from hub.events import Priority
 
 Category = Literal["notice", "news", "meeting", "emergency"]
+#: A meeting's place as stored and shown: a name, not an essay.
+PLACE_MAX = 200
 
 
 class AnnouncementError(Invalid):
@@ -66,8 +71,17 @@ class AnnouncementIn(BaseModel):
     voice: str | None = Field(None, max_length=40, description="north, central or south.")
     corrects: str | None = Field(None, description="The emergency this one corrects/cancels.")
     published: bool = Field(True, description="Shown on the residents' page.")
+    meeting_at: RequestTime | None = Field(
+        None,
+        description="A meeting's own date and time (no offset = village time), which "
+        "start_at (the broadcast) is not. Needed when category is meeting; given with the "
+        "category left out, it makes the announcement a meeting.",
+    )
+    meeting_place: str | None = Field(
+        None, max_length=PLACE_MAX, description="Where the meeting is (asked for a meeting)."
+    )
 
-    @field_validator("text")
+    @field_validator("text", "meeting_place")
     @classmethod
     def _text(cls, v: str | None) -> str | None:
         return v.strip() if v is not None and v.strip() else None
@@ -89,6 +103,8 @@ class AnnouncementPatch(BaseModel):
     expires_at: RequestTime | None = None
     voice: str | None = Field(None, max_length=40)
     published: bool | None = None
+    meeting_at: RequestTime | None = None
+    meeting_place: str | None = Field(None, max_length=PLACE_MAX)
 
 
 @dataclass(frozen=True, slots=True)

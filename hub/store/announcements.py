@@ -152,6 +152,7 @@ class AnnouncementTable:
         tz = self.tz
         start_local = datetime.fromisoformat(row["start_local"])
         start = start_local.replace(tzinfo=tz)
+        meeting = datetime.fromisoformat(row["meeting_local"]) if row["meeting_local"] else None
         out: dict[str, Any] = {
             "id": row["id"],
             "title": row["title"],
@@ -182,6 +183,9 @@ class AnnouncementTable:
                 lang: describe_schedule(row["rrule"], start_local, lang, voice="public")
                 for lang in ("vi", "en")
             },
+            # A meeting's own time and place (the broadcast's are start_at, next_run).
+            "meeting_at": utc_iso(meeting.replace(tzinfo=tz)) if meeting else None,
+            "meeting_place": row["meeting_place"],
             "duration_s": row["duration_s"],
             "audio_url": f"/api/announcements/{row['id']}/audio",
             "created_at": iso(row["created_at"]),

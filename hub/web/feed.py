@@ -3,6 +3,8 @@
 Both are public, read from :mod:`hub.store.read_models` in a worker thread, and carry a
 strong ETag: feed readers and calendars poll, and mostly nothing changed. ElementTree
 and icalendar are imported at the first feed or calendar asked for, not at start-up.
+A meeting invitation is the meeting there (:mod:`hub.store.meetings`): the feed's entry
+says when and where it is, and the calendar's event is the meeting, not the broadcast.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -21,9 +23,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hub import __version__
+from hub.broadcast.meetings import MEETING_LENGTH
 from hub.broadcast.recurrence import parse_rrule
 from hub.broadcast.rendering import AUDIO_TYPES
+from hub.clock import local_time
+from hub.store import meetings as meeting_rows
 from hub.store import read_models
+from hub.store.meetings import Meeting
 from hub.store.read_models import Shown
 from hub.web.render import base_url, hub_of, iso_text, translator
 from hub.words import Translator
@@ -70,10 +76,29 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> 
     return e
 
 
+def _meeting_words(t: Translator, m: Meeting, today: date) -> str:
+    # Imported here: hub.web.meetings reads the forms module, which a feed does not need.
+    from hub.web.meetings import meeting_text
+
+    return meeting_text(t, m.local, m.place, today)
+
+
 def atom_feed(
-    items: Iterable[Shown], *, base: str, site: str, village: str, t: Translator, now: float
+    items: Iterable[Shown],
+    *,
+    base: str,
+    site: str,
+    village: str,
+    t: Translator,
+    now: float,
+    meetings: Mapping[str, Meeting] | None = None,
+    today: date | None = None,
 ) -> bytes:
+    """The feed; ``meetings`` (by announcement id) says when and where each meeting is,
+    ``today`` (the village's date) whether its date needs the year."""
     import xml.etree.ElementTree as ET
+
+    meetings = meetings or {}
 
     items = list(items)
     # Atom is the default namespace, declared once (ElementTree's default_namespace
@@ -109,7 +134,12 @@ def atom_feed(
                 length=str(size),
                 href=f"{base}{a.audio_url}",
             )
-        _el(entry, "content", a.text or t("pub.recording"), type="text")
+        content = a.text or t("pub.recording")
+        m = meetings.get(a.id)
+        if m is not None:
+            said = _meeting_words(t, m, today or m.local.date())
+            content = f"{said}.\n\n{content}"
+        _el(entry, "content", content, type="text")
     xml: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return xml
 
@@ -237,8 +267,12 @@ def ics_calendar(
     zone: str,
     t: Translator,
     now: float,
+    meetings: Mapping[str, Meeting] | None = None,
 ) -> Calendar:
+    """The calendar; a meeting's event (``meetings``, by announcement id) is the meeting."""
     from icalendar import Calendar, Event
+
+    meetings = meetings or {}
 
     cal = Calendar()
     cal.add("VERSION", "2.0")
@@ -260,18 +294,22 @@ def ics_calendar(
         e.add("DTSTAMP", _utc(a.updated_at))
         e.add("CREATED", _utc(a.created_at))
         e.add("LAST-MODIFIED", _utc(a.updated_at))
+        # The schedule in the words the pages use: a calendar app shows the RRULE its own way.
+        when = describe_schedule(a.rrule, a.start_local, t.lang, voice="public")
+        m = meetings.get(a.id)
+        if m is not None:
+            _meeting_event(e, a, m, zone=zone, t=t, when=when, page=page)
+            cal.add_component(e)
+            continue
         e.add("DTSTART", first_occurrence(a), parameters={"TZID": zone})
         e.add("DURATION", timedelta(seconds=max(MIN_EVENT_S, math.ceil(a.duration_s or 0))))
         e.add("SUMMARY", _text(a.title))
-        # The schedule in the words the pages use: a calendar app shows the RRULE its own way.
-        when = describe_schedule(a.rrule, a.start_local, t.lang, voice="public")
         e.add("DESCRIPTION", _text(f"{a.text or t('pub.recording')}\n\n{when}\n{listen}"))
         e.add("CATEGORIES", [_NOT_XML.sub("", t(f"pub.cat.{a.category}"))])
         e.add("URL", page)
         e.add("STATUS", "CANCELLED" if a.called_off else "CONFIRMED")
         e.add("CLASS", "PUBLIC")
-        # A meeting takes the resident's evening; a loudspeaker notice does not.
-        e.add("TRANSP", "OPAQUE" if a.category == "meeting" else "TRANSPARENT")
+        e.add("TRANSP", "TRANSPARENT")  # a loudspeaker notice does not take an evening
         if a.rrule:
             e.add("RRULE", recurrence(a.rrule, a.expires_at))
         if a.rrule and a.exdates:
@@ -280,6 +318,29 @@ def ics_calendar(
             e.add("PRIORITY", 1)
         cal.add_component(e)
     return cal
+
+
+def _meeting_event(
+    e: Any, a: Shown, m: Meeting, *, zone: str, t: Translator, when: str, page: str
+) -> None:
+    """The event of a meeting invitation: the meeting, at its own time and place, for its
+    usual length; the broadcasts are said in the description, never an event (nor an
+    RRULE: a daily reminder is not a daily meeting). Called off only when the invitation
+    is cancelled: a broadcast stopped on air does not call the meeting off."""
+    e.add("DTSTART", m.local, parameters={"TZID": zone})
+    e.add("DTEND", m.local + MEETING_LENGTH, parameters={"TZID": zone})
+    e.add("SUMMARY", _text(a.title))
+    if m.place:
+        e.add("LOCATION", _text(m.place))
+    broadcast = t("pub.meeting.broadcast", when=when)
+    listen = t("pub.ics.listen", url=page)
+    text = a.text or t("pub.recording")
+    e.add("DESCRIPTION", _text(f"{text}\n\n{broadcast}\n{listen}"))
+    e.add("CATEGORIES", [_NOT_XML.sub("", t("pub.cat.meeting"))])
+    e.add("URL", page)
+    e.add("STATUS", "CANCELLED" if a.status == "cancelled" else "CONFIRMED")
+    e.add("CLASS", "PUBLIC")
+    e.add("TRANSP", "OPAQUE")  # a meeting takes the resident's evening
 
 
 def _cached(request: Request, body: bytes, media_type: str, **headers: str) -> Response:
@@ -294,13 +355,17 @@ def _cached(request: Request, body: bytes, media_type: str, **headers: str) -> R
 @router.get("/feed.atom")
 def feed(request: Request) -> Response:
     hub = hub_of(request)
+    items = read_models.for_feed(hub.store, FEED_ENTRIES)
+    now = hub.clock.now().timestamp()
     body = atom_feed(
-        read_models.for_feed(hub.store, FEED_ENTRIES),
+        items,
         base=base_url(request),
         site=hub.settings.site,
         village=hub.settings.village,
         t=translator(request),
-        now=hub.clock.now().timestamp(),
+        now=now,
+        meetings=meeting_rows.of(hub.store, (a.id for a in items)),
+        today=local_time(now, hub.settings.tz).date(),
     )
     return _cached(request, body, "application/atom+xml; charset=utf-8")
 
@@ -309,14 +374,16 @@ def feed(request: Request) -> Response:
 def calendar(request: Request) -> Response:
     hub = hub_of(request)
     now = hub.clock.now().timestamp()
+    items = read_models.for_calendar(hub.store, now - CALENDAR_PAST_DAYS * 86_400, CALENDAR_EVENTS)
     cal = ics_calendar(
-        read_models.for_calendar(hub.store, now - CALENDAR_PAST_DAYS * 86_400, CALENDAR_EVENTS),
+        items,
         base=base_url(request),
         site=hub.settings.site,
         village=hub.settings.village,
         zone=hub.settings.timezone,
         t=translator(request),
         now=now,
+        meetings=meeting_rows.of(hub.store, (a.id for a in items)),
     )
     return _cached(
         request,

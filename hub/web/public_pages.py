@@ -1,11 +1,13 @@
 """The residents' pages: ``/`` (on air now, the latest announcements, the next meetings) and
 ``/a/{id}`` (one announcement: text, audio, schedule in words, what was broadcast, a QR
-code to the page). No sign-in, Vietnamese first; read from :mod:`hub.store.read_models`.
+code to the page). No sign-in, Vietnamese first; read from :mod:`hub.store.read_models`
+and, for meetings (listed by the meeting's time, not the invitation's broadcast), from
+:mod:`hub.store.meetings`.
 """
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,9 +18,12 @@ from markupsafe import Markup
 
 from hub.app import Hub
 from hub.clock import local_time
+from hub.store import meetings as meeting_rows
 from hub.store import read_models
+from hub.store.meetings import Meeting
 from hub.store.read_models import Shown
 from hub.web.feed import audio_type
+from hub.web.meetings import listed_after, meeting_text
 from hub.web.poster import qr_svg
 from hub.web.render import (
     base_url,
@@ -99,17 +104,25 @@ def _page_data(request: Request, t: Translator, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _helpers(t: Translator, tz: tzinfo) -> dict[str, Any]:
-    """What the residents' templates call, beside the frame's own."""
+def _helpers(t: Translator, tz: tzinfo, today: str = "") -> dict[str, Any]:
+    """What the residents' templates call, beside the frame's own (``today``: the village's
+    date, ISO, where a page says a meeting's date)."""
 
     def local_day(ts: float) -> dict[str, str]:
-        d = local_time(ts, tz)
+        return wall_day(local_time(ts, tz).replace(tzinfo=None))
+
+    def wall_day(d: datetime) -> dict[str, str]:
         return {"wday": WEEKDAYS[d.weekday()].lower(), "date": t.day(d), "time": f"{d:%H:%M}"}
+
+    def meeting_words(m: Meeting) -> str:
+        return meeting_text(t, m.local, m.place, datetime.fromisoformat(today).date())
 
     return {
         "describe": lambda a: describe_schedule(a.rrule, a.start_local, t.lang, voice="public"),
         "who": lambda kind_name: who(t, kind_name),
         "local_day": local_day,
+        "wall_day": wall_day,
+        "meeting_words": meeting_words,
         "audio_type": audio_type,
     }
 
@@ -123,7 +136,12 @@ def home(request: Request) -> HTMLResponse:
     # Only what is in force: a stopped, ended or expired emergency leaves the banner at
     # once (it stays in the list below, marked).
     alarms = read_models.in_force(hub.store, now, now - EMERGENCY_BANNER_S)
-    meetings = read_models.upcoming_meetings(hub.store, now, MEETINGS)
+    # By the meeting's own time, each until it is over (a meeting under way is marked).
+    now_local = local_time(now, hub.settings.tz).replace(tzinfo=None)
+    coming = meeting_rows.upcoming(hub.store, listed_after(now_local), MEETINGS)
+    meetings = tuple((m, m.local <= now_local) for m in coming)
+    # The meetings among the latest, for their cards' "Họp lúc ..." line.
+    met = meeting_rows.of(hub.store, (a.id for a in items))
     zone = hub.settings.timezone
     return render(
         request,
@@ -134,7 +152,15 @@ def home(request: Request) -> HTMLResponse:
         alarms_html=_fragment(
             "alarms", t.lang, zone, alarms=tuple(alarms[:BANNERS]), more=len(alarms) - BANNERS
         ),
-        lists=_fragment("lists", t.lang, zone, items=tuple(items), meetings=tuple(meetings)),
+        lists=_fragment(
+            "lists",
+            t.lang,
+            zone,
+            items=tuple(items),
+            meetings=meetings,
+            met=tuple(met.values()),
+            today=now_local.date().isoformat(),
+        ),
         on_air=on_air(hub),
     )
 
@@ -147,7 +173,9 @@ def _fragment(
     *,
     alarms: tuple[Shown, ...] = (),
     items: tuple[Shown, ...] = (),
-    meetings: tuple[Shown, ...] = (),
+    meetings: tuple[tuple[Meeting, bool], ...] = (),
+    met: tuple[Meeting, ...] = (),
+    today: str = "",
     more: int = 0,
 ) -> Markup:
     """The home page's lists, rendered once per language and content: the rows are read at
@@ -166,8 +194,9 @@ def _fragment(
         alarms=alarms,
         items=items,
         meetings=meetings,
+        met={m.id: m for m in met},
         more=more,
-        **_helpers(t, tz),
+        **_helpers(t, tz, today),
     )
     return Markup(html)
 
@@ -181,6 +210,7 @@ def announcement_page(request: Request, aid: str) -> HTMLResponse:
     if a is None:
         return not_found(request, session, "pub.not_found_text")
     url = f"{base_url(request)}/a/{a.id}"
+    today = local_time(hub.clock.now().timestamp(), hub.settings.tz).date().isoformat()
     return render(
         request,
         "public_announcement.html",
@@ -193,6 +223,7 @@ def announcement_page(request: Request, aid: str) -> HTMLResponse:
         aired=read_models.aired(hub.store, a.id, AIRED),
         # Each page links the other: the one it follows up (in ``a``), and its follow-up.
         followed=read_models.follow_up(hub.store, a.id),
+        meeting=meeting_rows.of(hub.store, [a.id]).get(a.id),
         on_air=on_air(hub),
-        **_helpers(t, hub.settings.tz),
+        **_helpers(t, hub.settings.tz, today),
     )

@@ -23,6 +23,7 @@ from hub.app import Hub
 from hub.broadcast.announcements import AnnouncementIn, AnnouncementPatch
 from hub.broadcast.recurrence import Recurrence, local_naive
 from hub.errors import HubError
+from hub.web import meetings
 from hub.web.forms import (
     FIELD_LIMIT,
     Fields,
@@ -47,12 +48,15 @@ PRIORITIES = ("normal", "high", "emergency")
 VOICES = ("north", "central", "south")
 #: The recurrence picker's choices (``custom`` takes an RRULE as written).
 FREQS = ("daily", "weekdays", "weekly", "monthly", "custom")
+#: How much of the text the invitation hint reads (the time is said near the start).
+HINT_TEXT = 2000
 #: The form field that each of AnnouncementIn's fields is typed in.
 FIELD_OF = {
     "start_at": "time",
     "rrule": "freq",
     "audio_id": "source",
     "expires_at": "expires_date",
+    **meetings.FIELD_OF,
 }
 
 
@@ -106,11 +110,13 @@ def announcement_body(f: Fields, now_local: datetime) -> dict[str, Any]:
     repeat = int_or_none(f.one("repeat", "1"), 1)
     if repeat is None:
         raise FormProblem("repeat", "compose.err.repeat")
+    category = f.one("category", "notice")
     return {
         "title": title,
         "text": text,
         "audio_id": audio_id,
-        "category": f.one("category", "notice"),
+        "category": category,
+        **meetings.meeting_body(f, category, now_local),
         "priority": priority,
         "zones": zones,
         "start_at": start,
@@ -142,6 +148,10 @@ def refusal(t: Translator, e: Exception) -> tuple[str, str, str]:
         key = "compose.err.zone_unknown"
     elif reason.startswith("rrule"):
         key, field = "compose.err.rrule", "freq"
+    elif reason.startswith("start_at: the invitation would first"):
+        key, field = "compose.err.meeting_after", "time"
+    elif reason.startswith(("meeting_at", "meeting_place")):
+        key = "compose.err.meeting_bad"
     elif reason.startswith("audio_id"):
         key = "compose.err.audio_missing"
     elif isinstance(e, AudioError):
@@ -194,6 +204,11 @@ def _form_of(hub: Hub, a: Mapping[str, Any]) -> dict[str, Any]:
     if expires:
         e = local_naive(datetime.fromisoformat(expires.replace("Z", "+00:00")), tz)
         form.update(expires_date=e.date().isoformat(), expires_time=f"{e:%H:%M}")
+    meeting = a.get("meeting_at")
+    at = (
+        local_naive(datetime.fromisoformat(meeting.replace("Z", "+00:00")), tz) if meeting else None
+    )
+    form.update(meetings.meeting_form(a, at))
     return form
 
 
@@ -247,6 +262,10 @@ def _compose(
 ) -> HTMLResponse:
     field, message, reason = problem or ("", "", "")
     shown = Fields((k, x) for k, v in form.items() for x in (v if isinstance(v, list) else [v]))
+    now_local = local_naive(hub.clock.now(), hub.settings.tz)
+    hint = meetings.invitation_hint(
+        t, shown.one("title"), shown.one("text"), shown.one("category", "notice"), now_local
+    )
     return render(
         request,
         "staff_compose.html",
@@ -275,6 +294,7 @@ def _compose(
         approval=hub.settings.announcements.require_approval,
         sched=preview(hub, t, shown),
         emergency_repeats=hub.settings.announcements.emergency_repeats,
+        hint=hint,
     )
 
 
@@ -319,8 +339,16 @@ async def _save(request: Request, aid: str | None) -> Response:
     session = await run_in_threadpool(form_session, request, hub, fields.one("csrf"), "head")
     t = translator(request)
     service = hub.announcements
+    now_local = local_naive(hub.clock.now(), hub.settings.tz)
+    if fields.one("take_meeting") == "yes":
+        # The hint's button without the script: the form again, made a meeting.
+        form = fields.kept()
+        hint = meetings.invitation_hint(
+            t, fields.one("title"), fields.one("text"), "notice", now_local
+        )
+        return _compose(request, hub, session, t, form=meetings.taken(form, hint), aid=aid)
     try:
-        body = announcement_body(fields, local_naive(hub.clock.now(), hub.settings.tz))
+        body = announcement_body(fields, now_local)
         if aid is None:
             made = await run_in_threadpool(
                 service.create, AnnouncementIn.model_validate(body), actor(session)
@@ -350,6 +378,23 @@ async def _save(request: Request, aid: str | None) -> Response:
         return RedirectResponse(f"/app/?ok=emergency&a={made['id']}", status_code=303)
     ok = "draft" if made.get("status") == "draft" else ("updated" if aid else "created")
     return RedirectResponse(f"/app/schedule?ok={ok}#a-{made['id']}", status_code=303)
+
+
+@router.get("/app/compose/meeting-hint")
+def compose_meeting_hint(request: Request) -> JSONResponse:
+    """Whether the title and text typed read as a meeting invitation (for meeting.js)."""
+    hub = hub_of(request)
+    require_page(request, hub, "head")
+    q = request.query_params
+    now_local = local_naive(hub.clock.now(), hub.settings.tz)
+    hint = meetings.invitation_hint(
+        translator(request),
+        q.get("title", "")[:FIELD_LIMIT],
+        q.get("text", "")[:HINT_TEXT],
+        q.get("category", "notice"),
+        now_local,
+    )
+    return JSONResponse(hint)
 
 
 @router.get("/app/compose/describe")

@@ -118,7 +118,7 @@ def test_a_retained_command_runs_neither_at_start_nor_at_restart(
 
         # Sent now (not retained), the same command runs once, and it is not a device.
         body["title"] = "Họp thôn"
-        body["category"], body["priority"] = "meeting", "normal"
+        body["category"], body["priority"] = "notice", "normal"
         client.publish(f"village/{site}/cmd/announce", json.dumps(body))
         titles = "SELECT title FROM announcements"
         assert wait_for(lambda: rows(db, titles), WAIT_S, "the announcement") == [("Họp thôn",)]

@@ -86,6 +86,7 @@ def test_announcement_plays_on_its_second_with_amplifier_lead_in_and_zones(
             "title": "Họp thôn",
             "text": "Mời bà con đến họp lúc 19h30 tại nhà văn hóa thôn.",
             "category": "meeting",
+            "meeting_at": local(due + timedelta(hours=12)),
             "zones": ["xom-dong"],
             "start_at": local(due),
         },

@@ -80,7 +80,7 @@ def test_identical_audio_is_stored_once_and_the_budget_holds(small: InProcessHub
     ids = []
     for title, at in (("Họp", tonight), ("Họp (nhắc lại)", later)):
         body = {"title": title, "text": "Họp thôn tối nay.", "category": "meeting"}
-        r = head.post("/api/announcements", json=body | {"start_at": at})
+        r = head.post("/api/announcements", json=body | {"start_at": at, "meeting_at": at})
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     a, b = (row(i) for i in ids)

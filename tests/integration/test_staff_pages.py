@@ -113,6 +113,9 @@ def compose_fields(web: WebHub, **over: Any) -> dict[str, Any]:
         "ends": "never",
         "repeat": "1",
         "published": "yes",
+        # A meeting has its own date and time (issue 11): two days on, in the evening.
+        "meeting_date": (at + timedelta(days=2)).date().isoformat(),
+        "meeting_time": "19:30",
     }
     fields.update(over)
     return fields

@@ -137,7 +137,8 @@
       });
     }
 
-    // The category "emergency" suggests the priority, and the other way round.
+    // The category "emergency" suggests the priority, and the other way round (the
+    // categories are radio buttons: setting the list's value checks one).
     var category = form.elements.category;
     form.addEventListener("change", function (ev) {
       var target = ev.target;
@@ -147,7 +148,7 @@
         var now = $("input[name=when][value=now]", form);
         if (now) now.checked = true;
       }
-      if (target === category && category.value === "emergency") {
+      if (target.name === "category" && target.value === "emergency") {
         var p = $("input[name=priority][value=emergency]", form);
         if (p) p.checked = true;
       }
