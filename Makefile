@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # System packages the hub and its tests use (Debian names).
 SYSTEM_PACKAGES := mosquitto mosquitto-clients espeak-ng ffmpeg alsa-utils sox python3-venv \
 	gammu gammu-smsd
-TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium fail2ban faketime gcc
+TEST_PACKAGES := collectd-core sqlite3 shellcheck chromium fail2ban faketime gcc snapserver snapclient
 STAMP := $(VENV)/.installed
 
 .PHONY: run test bench system-deps lint typecheck pytest clean
@@ -31,7 +31,7 @@ test: system-deps $(STAMP)
 	$(MAKE) --no-print-directory lint typecheck pytest
 
 lint:
-	shellcheck deploy/*.sh
+	shellcheck deploy/*.sh deploy/node/*.sh
 	$(BIN)/ruff check hub devices audio tests bench
 	$(BIN)/ruff format --check hub devices audio tests bench
 

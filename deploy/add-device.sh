@@ -147,7 +147,7 @@ RIGHTS = {
     "sensor": [(SEND, f"{P}/sensor/{D}/#")],
     "button": [(SEND, f"{P}/button/{D}/#")],
     # A speaker node receives play commands for itself only.
-    "speaker": [(SEND, f"{P}/speaker/{D}/status"),
+    "speaker": [(SEND, f"{P}/speaker/{D}/status"), (SEND, f"{P}/speaker/{D}/state"),
                 (SUB, f"{P}/speaker/{D}/cmd"), (RECV, f"{P}/speaker/{D}/cmd")],
     # collectd MQTT plugin (OpenWrt APs with luci-app-statistics): collectd/<Hostname>/...
     "collectd": [(SEND, f"collectd/{D}/#")],
@@ -265,7 +265,9 @@ MSG
   speaker)
     cat <<MSG
   subscribe: $prefix/speaker/$device/cmd    play commands from the hub, QoS 1
+  publish:   $prefix/speaker/$device/state  JSON state, QoS 1, retained
   status:    $prefix/speaker/$device/status "online" retained; last will "offline"
+  node:      deploy/node/install-node.sh --id $device (deploy/node/README.md)
 MSG
     ;;
   collectd)

@@ -9,17 +9,19 @@
 #   --wheelhouse DIR  install the Python packages from the wheels in DIR only, no internet
 #                     (make DIR on a machine with internet, same CPU: see deploy/README.md)
 #   --rtc ds3231      a DS3231 clock board is fitted: turn on its overlay (Pi only; reboot)
+#   --clusters        remote speaker clusters over the village wifi: snapserver with the
+#                     shipped config (then [clusters] enabled = true; deploy/node/README.md)
 # Safe to run again: an upgrade reinstalls the code and the systemd units and keeps
 # /etc/langso (settings, broker password), the data in /var/lib/langso, the broker
 # accounts, and any broker file edited here. deploy/uninstall-pi.sh removes it.
 set -euo pipefail
 
 usage() {
-  sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 bad_usage() { echo "install-pi.sh: $*" >&2; usage >&2; exit 2; }
 
-DRY_RUN=0 NO_START=0 WHEELHOUSE="" RTC=""
+DRY_RUN=0 NO_START=0 WHEELHOUSE="" RTC="" CLUSTERS=0
 while (($#)); do
   case $1 in
     -n | --dry-run) DRY_RUN=1; shift ;;
@@ -30,6 +32,7 @@ while (($#)); do
     --rtc)
       [[ ${2:-} == ds3231 ]] || bad_usage "--rtc: the supported clock board is ds3231"
       RTC=$2; shift 2 ;;
+    --clusters) CLUSTERS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) bad_usage "unknown option $1" ;;
   esac
@@ -195,6 +198,7 @@ fi
 if ((IS_PI)) && available fake-hwclock; then
   packages+=(fake-hwclock)
 fi
+((CLUSTERS)) && packages+=(snapserver)
 run bash "$CHECKOUT/deploy/install-system-packages.sh" "${packages[@]}"
 
 # ---- 2. Service account and directories -----------------------------------------------
@@ -458,6 +462,16 @@ if [[ -n $RTC ]]; then
     fi
     reboot_note="$overlay added to $boot_config: reboot the Pi (sudo reboot) to use the clock board"
   fi
+fi
+
+# ---- 8b. Speaker clusters (--clusters) ----------------------------------------------------
+if ((CLUSTERS)); then
+  say "Speaker clusters (snapserver)"
+  # One stream the hub feeds over TCP, control on 127.0.0.1 only (deploy/node/README.md).
+  install_managed "$CHECKOUT/deploy/node/snapserver.conf" /etc/snapserver.conf 0644 root:root
+  run systemctl enable snapserver.service
+  ((NO_START)) || run systemctl restart snapserver.service
+  note "set [clusters] enabled = true in $CONFIG, then add each cluster: deploy/node/README.md"
 fi
 
 # ---- 9. Check and summary -----------------------------------------------------------------

@@ -25,6 +25,7 @@ from hub.automation.rule_model import load_rules_file
 from hub.automation.rules import RulesEngine
 from hub.automation.sms import EmergencySms
 from hub.broadcast.announcements import Announcements
+from hub.broadcast.clusters import Clusters, cluster_sink, open_cluster_alerts, roster_from
 from hub.broadcast.hub_alerts import HubAlerts
 from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.broadcast.recovery import recover_interrupted
@@ -109,6 +110,8 @@ class Hub:
     started: bool = False
     #: systemd's watchdog (under ``Type=notify``), pinged while the loops make progress.
     watchdog: Watchdog | None = None
+    #: Remote speaker clusters over Snapcast (``[clusters]``; None when off).
+    clusters: Clusters | None = None
 
     def __post_init__(self) -> None:
         self.rule_book = RuleBook(self.store, self.clock, self.rules, reload=self.reload_rules)
@@ -119,6 +122,8 @@ class Hub:
         self.ingest.start(ack=self.mqtt.ack_many)
         self.mqtt.start()
         self.playout.start()
+        if self.clusters is not None:
+            self.clusters.start()
         self.scheduler.start()
         self._timer_stop.clear()
         self._timer = threading.Thread(target=self._timers, name="hub-timers", daemon=True)
@@ -143,6 +148,8 @@ class Hub:
             self.watchdog.stop()  # STOPPING=1: systemd waits for the exit, no more pings
             self.watchdog = None
         self.playout.stop()
+        if self.clusters is not None:
+            self.clusters.stop()
         if self.hardware is not None:
             self.hardware.safe_shutdown()
         if self.outputs is not None:
@@ -296,8 +303,28 @@ def build_hub(
     # scheduler. Each gets what it needs at construction; they talk through ``events``.
     announcement_rows = AnnouncementTable(store, settings.tz)
     as_run = BroadcastLog(announcement_rows)
+    devices = Devices(store, settings, clock, ingest.stats)
+    # Remote clusters (Snapcast): their roster is the speaker devices; what a broadcast
+    # reached goes to its as-run row, a cluster that missed one raises a hub alert.
+    c = settings.clusters
+    clusters = (
+        Clusters(
+            c,
+            site=settings.site,
+            roster=roster_from(devices),
+            publish=publish,
+            alerts=hub_alerts,
+            open_alerts=open_cluster_alerts(store),
+        )
+        if c.enabled
+        else None
+    )
+    if sink is None:
+        sink = build_sink(settings, clock)
+        if c.enabled:
+            sink = cluster_sink(c, sink, clock.now)
     playout = Playout(
-        sink=sink or build_sink(settings, clock),
+        sink=sink,
         pa=PaAdapter(hardware),
         clock=clock,
         policy=PlayoutPolicy(
@@ -309,6 +336,7 @@ def build_hub(
         ),
         events=events,
         as_run=as_run,
+        clusters=clusters,
     )
     a = settings.audio
     renderer = Renderer(
@@ -411,8 +439,6 @@ def build_hub(
         zones=tuple(settings.gpio.zones),
     )
 
-    devices = Devices(store, settings, clock, ingest.stats)
-
     def device_view(device_id: str) -> DeviceView | None:
         d = ingest.device(device_id)
         return _view(devices, d) if d is not None else None
@@ -486,6 +512,7 @@ def build_hub(
         discovery=ha,
         storage=storage,
         clock_trust=clock_trust,
+        clusters=clusters,
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from devices.adapters import ADAPTER_NAMES
 from devices.events import DEVICE_KINDS
 from hub.automation.notify_settings import NotifySettings
+from hub.broadcast.cluster_settings import ClusterSettings
 from hub.errors import ConfigError
 from hub.ingest.health_settings import DeviceHealth as DeviceHealth
 from hub.ingest.health_settings import HealthSettings as HealthSettings
@@ -398,6 +399,9 @@ class Settings(_Model):
         default_factory=NotifySettings, description="Messages to technicians and the village head."
     )
     clock: ClockSettings = Field(default_factory=ClockSettings, description="Trusting the clock.")
+    clusters: ClusterSettings = Field(
+        default_factory=ClusterSettings, description="Remote speaker clusters (Snapcast)."
+    )
 
     @field_validator("timezone")
     @classmethod

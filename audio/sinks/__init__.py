@@ -1,4 +1,5 @@
-"""Sinks: where a rendered WAV goes at the scheduled second (ALSA, a file, or nowhere).
+"""Sinks: where a rendered WAV goes at the scheduled second (ALSA, a file, nowhere, or
+snapserver's stream to the remote speaker clusters, with one of the others beside it).
 
 The playout switches the amplifier and the zone relays (GPIO) and then calls
 ``sink.play(...)``; ``play`` returns at once with a ``Playback`` that the playout waits
@@ -18,8 +19,18 @@ from audio.errors import SinkError
 from audio.sinks.alsa import AlsaSink
 from audio.sinks.file import FileSink
 from audio.sinks.null import NullSink
+from audio.sinks.snapcast import PcmFeed, SnapcastSink
 
-__all__ = ["AlsaSink", "FileSink", "NullSink", "Playback", "Sink", "make_sink"]
+__all__ = [
+    "AlsaSink",
+    "FileSink",
+    "NullSink",
+    "PcmFeed",
+    "Playback",
+    "Sink",
+    "SnapcastSink",
+    "make_sink",
+]
 
 
 class Playback(Protocol):
@@ -68,11 +79,15 @@ class Sink(Protocol):
 
 
 def make_sink(kind: str, **opts: Any) -> Sink:
-    """``alsa`` (the PA), ``file`` (tests, demos: WAV + JSON per broadcast) or ``null``."""
+    """``alsa`` (the PA), ``file`` (tests, demos: WAV + JSON per broadcast), ``null``, or
+    ``snapcast`` (``host``, ``port``, ``rate``, ``channels``, ``buffer_ms``, and ``local``:
+    one of the others, built first, that plays beside the clusters)."""
     if kind == "alsa":
         return AlsaSink(**opts)
     if kind == "file":
         return FileSink(**opts)
     if kind == "null":
         return NullSink(**opts)
+    if kind == "snapcast":
+        return SnapcastSink(**opts)
     raise SinkError(f"unknown audio sink {kind!r}: set audio.sink to alsa, file or null")

@@ -15,6 +15,7 @@ from devices.adapters._util import ID_PATTERN, ID_RULE, shown
 from devices.adapters.collectd import CollectdAdapter
 from devices.adapters.esphome import EsphomeAdapter
 from devices.adapters.native import NativeAdapter
+from devices.adapters.speaker import NativeWithSpeakers
 from devices.adapters.tasmota import TasmotaAdapter
 from devices.adapters.zigbee2mqtt import Zigbee2mqttAdapter
 from devices.events import DEVICE_KINDS, DecodeError, Event
@@ -87,7 +88,7 @@ def make_adapter(
     if name == "native":
         if kind is not None:
             raise ValueError("native devices carry their kind in the topic: drop 'kind'")
-        return NativeAdapter(root=root or f"village/{site}", rename=names)
+        return NativeWithSpeakers(root=root or f"village/{site}", rename=names)
     if name == "collectd":
         return CollectdAdapter(root=root or "collectd", kind=kind or "ap", rename=names)
     if name == "tasmota":

@@ -8,6 +8,10 @@ Timing: a job is handed over ahead of its instant; the amplifier (and the zone
 relays, and the on-air LED) switch on ``lead_in_s`` before it, so that at the
 scheduled second only the sink starts and the first words are not clipped.
 
+With remote speaker clusters (:mod:`hub.broadcast.clusters`), the playout routes them and
+switches their amplifiers as it does its own relays and amplifier, and the as-run row says
+which clusters heard the broadcast (``clusters 5/6; missing: ...``).
+
 A broadcast's as-run row is written ``playing`` before the amplifier goes on and
 finished when it ends (:mod:`hub.broadcast.as_run`); a row a dead hub left ``playing`` is
 logged ``interrupted`` at the next start and, as the settings say, replayed once.
@@ -23,15 +27,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Protocol
 
 from audio.errors import AudioError
 from audio.sinks import Playback, Sink
 from hub.broadcast.as_run import AsRunWriter, PlayoutLog
+from hub.broadcast.pa_link import ClustersLike, PaAdapter, PaLike, SafeClusters
 from hub.broadcast.recurrence import in_window, window_end
 from hub.clock import Clock
 from hub.events import (
@@ -48,7 +52,7 @@ log = logging.getLogger(__name__)
 
 RANK: dict[str, int] = {"emergency": 0, "high": 1, "normal": 2}
 Status = BroadcastStatus
-__all__ = ["Job", "PaAdapter", "PaLike", "Playout", "PlayoutLog", "PlayoutPolicy"]
+__all__ = ["ClustersLike", "Job", "PaAdapter", "PaLike", "Playout", "PlayoutLog", "PlayoutPolicy"]
 
 #: The idle loop turns at least this often: the watchdog's heartbeat, the log's retries.
 IDLE_TURN_S = 5.0
@@ -84,43 +88,6 @@ class PlayoutPolicy:
     daily_cap: int = 12
 
 
-class PaLike(Protocol):
-    """What the playout needs of the PA hardware (devices.gpio.PaHardware has it)."""
-
-    def amp_on(self) -> None: ...
-    def amp_off(self) -> None: ...
-    def select_zones(self, zones: Sequence[str]) -> None: ...
-    def release_zones(self) -> None: ...
-    def on_air(self, on: bool) -> None: ...
-
-
-class PaAdapter:
-    """Adapts devices.gpio.PaHardware (or nothing, on a hub without relays) to PaLike."""
-
-    def __init__(self, hardware: Any | None) -> None:
-        self.hw = hardware
-
-    def amp_on(self) -> None:
-        if self.hw is not None:
-            self.hw.amplifier.on()
-
-    def amp_off(self) -> None:
-        if self.hw is not None:
-            self.hw.amplifier.off()
-
-    def select_zones(self, zones: Sequence[str]) -> None:
-        if self.hw is not None and self.hw.zones.zones:
-            self.hw.zones.select(zones)
-
-    def release_zones(self) -> None:
-        if self.hw is not None:
-            self.hw.zones.release()
-
-    def on_air(self, on: bool) -> None:
-        if self.hw is not None and self.hw.led is not None:
-            (self.hw.led.on if on else self.hw.led.off)()
-
-
 @dataclass
 class _Current:
     job: Job
@@ -144,8 +111,11 @@ class Playout:
         events: Dispatcher,
         as_run: PlayoutLog,
         trace: Callable[[str, datetime], None] | None = None,
+        clusters: ClustersLike | None = None,
     ) -> None:
         self.sink, self.pa, self.clock, self.policy = sink, pa, clock, policy
+        #: The remote speaker clusters, if any (routed and switched with the PA).
+        self.clusters = SafeClusters(clusters)
         self.events, self.as_run = events, as_run
         self.writer = AsRunWriter(as_run, events)
         #: Monotonic time of the loop's last turn (the watchdog's sign of progress).
@@ -293,20 +263,26 @@ class Playout:
         p = self.policy
         cur = self._current
         assert cur is not None
-        # The row before the amplifier: a hub that dies on air leaves it ``playing``.
+        # The row before the amplifier: a hub that dies on air leaves it ``playing`` (with
+        # the clusters it was going to reach).
         cur.row = self.writer.begin(
             job.announcement_id,
             job.scheduled_for,
             zones=job.zones,
             priority=job.priority,
             at=self.clock.now(),
-            detail=_replay_note(job),
+            detail=_joined(_replay_note(job), self.clusters.reach_note(job.zones, job.priority)),
         )
         # Relays first, amplifier second: switching a relay under load clicks in every
         # speaker of the village.
         self.pa.select_zones(job.zones)
         self.pa.on_air(True)
         self.pa.amp_on()
+        p = self.policy
+        # The node agents' own cap: the broadcast, its lead-in and tail, and a margin.
+        self.clusters.open(
+            job.zones, job.priority, for_s=p.lead_in_s + job.duration_s + p.tail_s + 30
+        )
         self.trace("amp_on", self.clock.now())
         # Wait out the lead-in until the instant (an emergency or a late job: at once,
         # still after a full lead-in so the amplifier has settled).
@@ -393,11 +369,13 @@ class Playout:
             status, detail = ("failed", error)
         else:
             status, detail = ("played", None)
+        self.clusters.audio_done()
         if next_emergency and cur.preempted_by is not None:
             # Keep the amplifier and relays up: the emergency follows at once.
             self.trace("handover", self.clock.now())
         else:
             self._tail_off()
+        detail = _joined(detail, self.clusters.close())
         self._log(job, status, started=started, ended=ended, detail=detail, row=cur.row)
         self._set_state(PlayoutState())
 
@@ -409,7 +387,13 @@ class Playout:
         self.pa.on_air(False)
 
     def _safe_off(self) -> None:
-        for step in (self.pa.amp_off, self.pa.release_zones, lambda: self.pa.on_air(False)):
+        for step in (
+            self.pa.amp_off,
+            self.pa.release_zones,
+            lambda: self.pa.on_air(False),
+            self.clusters.audio_done,
+            lambda: _discard(self.clusters.close()),
+        ):
             try:
                 step()
             except Exception:
@@ -451,6 +435,14 @@ class Playout:
             self.state = replace(self.state, queue=tuple(j.announcement_id for j in self._pending))
             state = self.state
         self.events.publish(PlayoutStateChanged(state))
+
+
+def _joined(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
+def _discard(_: object) -> None:
+    """A step whose result is not needed."""
 
 
 def _replay_note(job: Job) -> str | None:

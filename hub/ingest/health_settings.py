@@ -72,7 +72,15 @@ def _default_kinds() -> dict[str, KindHealth]:
             thresholds=[Threshold(metric="battery_pct", op="<", value=15, for_s=3600)],
         ),
         "button": KindHealth(),
-        "speaker": KindHealth(offline_after_s=600),
+        # A speaker cluster (cụm loa): degraded while its snapclient is not connected
+        # (the node says so; snapserver's view goes to each broadcast's log).
+        "speaker": KindHealth(
+            offline_after_s=600,
+            thresholds=[
+                Threshold(metric="snapclient_connected", op="<", value=1, for_s=60),
+                Threshold(metric="temp_c", op=">", value=80, for_s=300, severity="critical"),
+            ],
+        ),
         "gateway": KindHealth(),
     }
 

@@ -4,7 +4,9 @@ what plays next, the head's stop button, the emergencies in force with the head'
 hub's clock is not trusted, the hub's time beside the phone's with the head's button to set
 it (``static/clock.js`` reads the phone's clock; without script the head types the phone's
 time). The on-air card says what is true now: playing, stopped, failed or idle; it follows
-the playout over the live stream (``static/staff.js``)."""
+the playout over the live stream (``static/staff.js``). With speaker clusters, the card also
+says which clusters hear the broadcast on air (or heard the last one): "Phát trên 5/6 cụm
+loa; Xóm Tây mất kết nối"."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from hub.web.public_pages import EMERGENCY_BANNER_S, on_air, stopped_on_air, who
 from hub.web.render import SCRIPT_KEYS, error_page, hub_of, render, translator
 from hub.web.session import form_session, require_page, safe_next
 from hub.web.staff_schedule import actor, items
-from hub.web.staff_words import zones_text
+from hub.web.staff_words import clusters_text, zones_text
 from hub.words import Translator
 from hub.words.times import ts_of
 
@@ -72,18 +74,36 @@ def air_state(hub: Hub, t: Translator, sent: str = "") -> dict[str, Any]:
     ended = last.ended_at or last.started_at or last.scheduled_for if last else None
     if last is not None and ended is not None and now.timestamp() - ended < ENDED_SHOWN_S:
         if last.status == "cancelled" and (last.detail or "").startswith("stopped by"):
-            by = (last.detail or "").removeprefix("stopped by ").removeprefix("user:")
+            why = (last.detail or "").split("; ")[0]
+            by = why.removeprefix("stopped by ").removeprefix("user:")
             line = t("dash.air.stopped_what", title=last.title, time=hm(ended), name=by)
             return {"state": "stopped", "id": last.announcement_id, "line": line}
         if last.status == "failed":
             line = t(
-                "dash.air.failed_what", title=last.title, time=hm(ended), reason=last.detail or ""
+                "dash.air.failed_what",
+                title=last.title,
+                time=hm(ended),
+                reason=(last.detail or "").split("; clusters ")[0],
             )
             return {"state": "failed", "id": last.announcement_id, "line": line}
     row = hub.announcements.get(sent, staff=True) if sent and len(sent) <= 64 else None
     if row is not None and row["status"] == "scheduled" and row["next_run"]:
         return {"state": "starting", "id": sent, "line": t("dash.air.starting", title=row["title"])}
     return {"state": "idle"}
+
+
+def clusters_line(hub: Hub, t: Translator) -> tuple[str, str]:
+    """(heading, words) of the clusters on air now, else of the last broadcast; ("", "")
+    without clusters or before any broadcast."""
+    clusters = getattr(hub.playout.clusters, "clusters", None)
+    if clusters is None:
+        return "", ""
+    now = clusters.on_air_note()
+    if now is not None:
+        return t("clusters.now"), clusters_text(t, now)
+    last = next(iter(read_models.logged(hub.store, limit=1)), None)
+    text = clusters_text(t, last.detail if last is not None else clusters.last_note)
+    return (t("clusters.last"), text) if text else ("", "")
 
 
 @router.get("/app", include_in_schema=False)
@@ -127,6 +147,7 @@ def dashboard(request: Request, ok: str = "", a: str = "") -> HTMLResponse:
         announcements=hub.announcements,
         on_air=on_air(hub),
         air=air,
+        clusters=clusters_line(hub, t),
         in_force=read_models.in_force(hub.store, now, now - EMERGENCY_BANNER_S) if head else [],
         who=lambda kind_name: who(t, kind_name),
         follow_kinds=FOLLOW_KINDS,

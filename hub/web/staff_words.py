@@ -25,6 +25,7 @@ from hub.automation.rule_model import (
     StatusTrigger,
     SwitchAction,
 )
+from hub.broadcast.clusters import parse_note
 from hub.web import views
 from hub.words import Translator
 from hub.words.schedule import describe_schedule
@@ -39,9 +40,17 @@ def zones_text(t: Translator, zones: Sequence[str], names: Mapping[str, str]) ->
 
 
 def detail_text(t: Translator, detail: str | None) -> str:
-    """The playout's note on a broadcast (English, for logs) in the page's language."""
+    """The playout's note on a broadcast (English, for logs) in the page's language, with
+    what the remote clusters heard (``…; clusters 5/6; missing: …``) in words."""
     if not detail:
         return ""
+    base, cut, rest = detail.partition("; clusters ")
+    if cut:
+        return "; ".join(
+            p for p in (detail_text(t, base), clusters_text(t, "clusters " + rest)) if p
+        )
+    if detail.startswith("clusters "):
+        return clusters_text(t, detail) or detail
     if detail.startswith("stopped by user:"):
         return t("hist.why.stopped", name=detail.removeprefix("stopped by user:"))
     known = {
@@ -165,3 +174,18 @@ def result_parts(t: Translator, result: str) -> tuple[str, str, bool]:
         rest,
         ": failed:" in result or rest.startswith("failed"),
     )
+
+
+def clusters_text(t: Translator, detail: str | None) -> str:
+    """The clusters' part of a playout log note in words ("" when it has none)."""
+    note = parse_note(detail)
+    if note is None:
+        return ""
+    if note.total == 0:
+        return t("clusters.none")
+    parts = [t("clusters.heard", heard=note.heard, total=note.total)]
+    if note.missing:
+        parts.append(t("clusters.missing", names=", ".join(note.missing)))
+    if note.dropped:
+        parts.append(t("clusters.dropped", names=", ".join(note.dropped)))
+    return "; ".join(parts)
