@@ -1,7 +1,10 @@
 """Piper worker: one render of one text with one voice model, in its own short-lived process.
 
-Run by ``audio.voices.Piper`` as ``python -m audio.piper_worker MODEL CONFIG OUT_WAV``,
-with the text on stdin (never on the command line). A medium Piper model takes a few
+Run by ``audio.tts.Piper`` as ``python -m audio.piper_worker MODEL CONFIG OUT_WAV [RATE
+[PAUSE_S]]``, with the text on stdin (never on the command line). ``RATE`` is a factor of
+the model's normal speed (its ``length_scale`` is divided by it); ``PAUSE_S`` seconds of
+silence are written after each sentence but the last (``audio/sentences.py``), on top of
+the model's own, as espeak-ng's path does. A medium Piper model takes a few
 hundred MB once onnxruntime has loaded it; in this process it is given back to the
 system when the render ends, so the hub itself never grows by a model.
 
@@ -20,6 +23,8 @@ import sys
 import time
 import wave
 from pathlib import Path
+
+from audio.sentences import split_sentences
 
 __all__ = ["main"]
 
@@ -65,14 +70,20 @@ def pieces(text: str, limit: int | None = None) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (3, 4):
+    try:
+        if not 3 <= len(argv) <= 5:
+            raise ValueError("wrong number of arguments")
+        rate = float(argv[3]) if len(argv) > 3 else 1.0
+        pause_s = float(argv[4]) if len(argv) > 4 else 0.0
+        if not (0.1 <= rate <= 10 and 0 <= pause_s <= 60):
+            raise ValueError("RATE or PAUSE_S out of range")
+    except ValueError as exc:
         print(
-            "usage: python -m audio.piper_worker MODEL CONFIG OUT_WAV [LENGTH_SCALE]",
+            f"usage: python -m audio.piper_worker MODEL CONFIG OUT_WAV [RATE [PAUSE_S]] ({exc})",
             file=sys.stderr,
         )
         return 2
     model, config, out_wav = (Path(a) for a in argv[:3])
-    length_scale = float(argv[3]) if len(argv) == 4 else None
     text = sys.stdin.buffer.read().decode("utf-8")
     started = time.perf_counter()
     try:
@@ -87,22 +98,28 @@ def main(argv: list[str]) -> int:
     try:
         voice = PiperVoice.load(model, config_path=config, download_dir=out_wav.parent)
         loaded = time.perf_counter()
-        syn = SynthesisConfig(length_scale=length_scale)
-        rate = voice.config.sample_rate
+        # length_scale is the duration of each phoneme: slower speech is a longer one.
+        syn = SynthesisConfig(length_scale=voice.config.length_scale / rate)
+        hz = voice.config.sample_rate
+        sentences = split_sentences(text) if pause_s > 0 else [text]
+        silence = b"\0\0" * round(pause_s * hz)
         with wave.open(str(out_wav), "wb") as wav:
             wav.setnchannels(1)  # what Piper's models produce: mono, 16-bit, their own rate
             wav.setsampwidth(2)
-            wav.setframerate(rate)
-            for piece in pieces(text):
-                voice.synthesize_wav(piece, wav, syn, set_wav_format=False)
+            wav.setframerate(hz)
+            for i, sentence in enumerate(sentences):
+                if i:
+                    wav.writeframes(silence)
+                for piece in pieces(sentence):
+                    voice.synthesize_wav(piece, wav, syn, set_wav_format=False)
             frames = wav.getnframes()
     except Exception as exc:  # any failure of the model or the engine: one line for the log
         print(f"{type(exc).__name__}: {str(exc)[:400]}", file=sys.stderr)
         return 1
     done = time.perf_counter()
     result = {
-        "sample_rate": rate,
-        "seconds": round(frames / rate, 3) if rate else 0.0,
+        "sample_rate": hz,
+        "seconds": round(frames / hz, 3) if hz else 0.0,
         "load_s": round(loaded - started, 3),
         "synth_s": round(done - loaded, 3),
         "peak_rss_kib": _peak_rss_kib(),

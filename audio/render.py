@@ -3,7 +3,8 @@
 Runs when an announcement is saved, in a worker thread, so that at the scheduled
 second the playout only starts the sink. The steps:
 
-1. speech: ``normalize_vi.normalize`` then the TTS engine (text), or the decoded upload;
+1. speech: ``normalize_vi.normalize`` then the TTS engine (text) at the spec's ``rate``,
+   with ``sentence_pause_s`` of silence after each sentence; or the decoded upload;
 2. assembly with pydub at one rate, mono, 16-bit: rising chime, the speech ``repeats``
    times with ``gap_s`` between, falling chime, short fades against clicks;
 3. loudness, with ffmpeg: ``ebur128`` measures the assembly; when the gain to the target
@@ -74,6 +75,8 @@ _MAX_EXTRA_GAIN_DB = 6.0  # never limit harder than this to reach the target lou
 _MAX_PASSES = 4
 _SILENT_LUFS = -60.0
 _FFMPEG_TIMEOUT_S = 120.0
+#: The speaking rates a render takes (the voice's setting times the announcement's choice).
+RATE_MIN, RATE_MAX = 0.3, 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,8 @@ class RenderSpec:
 
     ``chime_before`` / ``chime_after``: True for the generated chime, False for none, or
     a path to an audio file. ``source_wav`` is a WAV from ``decode.decode_upload``.
+    ``rate`` (a factor of the engine's normal speed) and ``sentence_pause_s`` (silence
+    added after each sentence) shape the speech of a text; a recording plays as it is.
     """
 
     text: str | None = None
@@ -95,6 +100,8 @@ class RenderSpec:
     repeats: int = 1
     gap_s: float = 2.0
     fade_ms: int = 20
+    rate: float = 1.0
+    sentence_pause_s: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.source_wav is None):
@@ -109,6 +116,10 @@ class RenderSpec:
             raise InvalidSpec(f"repeats {self.repeats}: say it 1 to 5 times")
         if not 0.0 <= self.gap_s <= 30.0:
             raise InvalidSpec(f"gap {self.gap_s} s between repeats: use 0 to 30 s")
+        if not RATE_MIN <= self.rate <= RATE_MAX:
+            raise InvalidSpec(f"speaking rate {self.rate:g}: use {RATE_MIN:g} to {RATE_MAX:g}")
+        if not 0.0 <= self.sentence_pause_s <= 5.0:
+            raise InvalidSpec(f"pause {self.sentence_pause_s:g} s after sentences: use 0 to 5 s")
         if not 0 <= self.fade_ms <= 1000:
             raise InvalidSpec(f"fade {self.fade_ms} ms: use 0 to 1000 ms")
         if not -40.0 <= self.target_lufs <= -5.0:
@@ -312,7 +323,8 @@ def _speech(
         if engine is None:
             raise InvalidSpec("a text announcement needs a TTS engine")
         tts_wav = tmp / "tts.wav"
-        engine.synthesize(text, voice=spec.voice, out_wav=tts_wav)
+        pause = spec.sentence_pause_s
+        engine.synthesize(text, voice=spec.voice, out_wav=tts_wav, rate=spec.rate, pause_s=pause)
         return _load_pcm_wav(tts_wav, spec.sample_rate, tmp)
     assert spec.source_wav is not None
     if not spec.source_wav.exists():
@@ -385,6 +397,8 @@ def _cache_key(spec: RenderSpec, engine: TTSEngine | None, text: str | None) -> 
         material |= {
             "text": text,  # the normalised text: what is actually spoken
             "voice": spec.voice,
+            "rate": spec.rate,
+            "sentence_pause_s": spec.sentence_pause_s,
             "engine": None if engine is None else [engine.name, engine.identity],
         }
     else:

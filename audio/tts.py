@@ -4,6 +4,10 @@ Engines speak the text they are given. The renderer (``audio.render``) runs
 ``audio.normalize_vi.normalize`` first, so every engine hears the same words and the
 render cache is keyed on what is actually spoken.
 
+Every engine takes a speaking ``rate`` (a factor of its normal speed: slower for the
+elderly, on a horn that echoes) and a ``pause_s`` of silence after each sentence
+(``audio/sentences.py`` splits them), so both are heard whatever voice reads.
+
 Engines run in the caller's thread (a worker, never the event loop): each call is one
 subprocess with a timeout, and the text goes through stdin, never the command line, so
 a text starting with ``-`` cannot turn into an option.
@@ -21,12 +25,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from audio.errors import TTSError, UnknownVoice
+from audio.sentences import join_wavs, split_sentences
 
 __all__ = [
     "VOICE_ALIASES",
@@ -64,8 +70,18 @@ class TTSEngine(Protocol):
         """
         ...
 
-    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
-        """Write ``text`` spoken by ``voice`` (None: the engine's default) to ``out_wav``."""
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        out_wav: Path,
+        rate: float = 1.0,
+        pause_s: float = 0.0,
+    ) -> None:
+        """Write ``text`` spoken by ``voice`` (None: the engine's default) to ``out_wav``,
+        at ``rate`` times the engine's normal speed, with ``pause_s`` of silence added
+        after each sentence but the last."""
         ...
 
 
@@ -168,15 +184,40 @@ class EspeakNG:
             )
         return wanted
 
-    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+    def speed(self, rate: float) -> int:
+        """espeak-ng's words per minute at ``rate`` times its normal speed (in its range)."""
+        return min(450, max(80, round(self._speed * rate)))
+
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        out_wav: Path,
+        rate: float = 1.0,
+        pause_s: float = 0.0,
+    ) -> None:
         if not text.strip():
             raise TTSError("nothing to say: the announcement text is empty")
+        name = self.resolve_voice(voice)
+        sentences = split_sentences(text) if pause_s > 0 else []
+        if len(sentences) < 2:
+            self._say(text, name, out_wav, rate)
+            return
+        # One process per sentence (a few ms each), the silence put between them here.
+        with tempfile.TemporaryDirectory(prefix=".sentences-", dir=out_wav.parent) as tmp:
+            parts = [Path(tmp) / f"{i}.wav" for i in range(len(sentences))]
+            for sentence, part in zip(sentences, parts, strict=True):
+                self._say(sentence, name, part, rate)
+            join_wavs(parts, out_wav, pause_s)
+
+    def _say(self, text: str, voice: str, out_wav: Path, rate: float) -> None:
         argv = [
             self._binary,
             "-v",
-            self.resolve_voice(voice),
+            voice,
             "-s",
-            str(self._speed),
+            str(self.speed(rate)),
             "-p",
             str(self._pitch),
             "-a",
@@ -263,11 +304,21 @@ class Piper:
         m, c = self._model.stat(), self._config.stat()
         return f"piper|{self._model.name}|{m.st_size}|{m.st_mtime_ns}|{c.st_size}|{c.st_mtime_ns}"
 
-    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        out_wav: Path,
+        rate: float = 1.0,
+        pause_s: float = 0.0,
+    ) -> None:
         if not text.strip():
             raise TTSError("nothing to say: the announcement text is empty")
+        if not 0.1 <= rate <= 10 or not 0 <= pause_s <= 60:
+            raise TTSError(f"piper: rate {rate} or pause {pause_s} s out of range")
         argv = [self._python, "-m", "audio.piper_worker"]
-        argv += [str(self._model), str(self._config), str(out_wav)]
+        argv += [str(self._model), str(self._config), str(out_wav), f"{rate:g}", f"{pause_s:g}"]
         env = dict(os.environ)
         # The worker imports this package wherever the hub found it (a checkout or a venv).
         env["PYTHONPATH"] = os.pathsep.join(

@@ -304,6 +304,16 @@ class VoiceFolder:
 
 
 @dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one render asks a voice to say, and how: what espeak-ng says when it stands in."""
+
+    text: str
+    out_wav: Path
+    rate: float
+    pause_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     """A text a Piper voice should have read and espeak-ng read instead."""
 
@@ -377,42 +387,51 @@ class VoiceEngine:
         self.espeak.resolve_voice(voice)
         return voice
 
-    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        out_wav: Path,
+        rate: float = 1.0,
+        pause_s: float = 0.0,
+    ) -> None:
         voice = voice or self.default_voice
+        how = _Reading(text, out_wav, rate, pause_s)
         if not voice.startswith(PIPER_PREFIX):
-            self.espeak.synthesize(text, voice=voice, out_wav=out_wav)
+            self.espeak.synthesize(text, voice=voice, out_wav=out_wav, rate=rate, pause_s=pause_s)
             return
         if voice != self.default_voice:
             self.check_voice(voice)  # a name never installed here is the request's mistake
         found = self.folder.get(voice.removeprefix(PIPER_PREFIX))
         if not isinstance(found, VoiceModel):
-            self._fall_back(text, voice, out_wav, found or "not installed")
+            self._fall_back(how, voice, found or "not installed")
             return
         if not self.piper_installed:
-            self._fall_back(text, voice, out_wav, "piper-tts is not installed")
+            self._fall_back(how, voice, "piper-tts is not installed")
             return
         failing = self.failure(found)
         if failing is not None:
             reason = f"{failing} (marked failing; `langso voice add --force` installs it anew)"
-            self._fall_back(text, voice, out_wav, reason)
+            self._fall_back(how, voice, reason)
             return
         piper = Piper(
             model=found.model, config=found.config, timeout_s=self.timeout_s, python=self._python
         )
         try:
-            piper.synthesize(text, voice=None, out_wav=out_wav)
+            piper.synthesize(text, voice=None, out_wav=out_wav, rate=rate, pause_s=pause_s)
             self.last_run = piper.last_run
         except PiperMissing as exc:
             self.piper_installed = False
-            self._fall_back(text, voice, out_wav, str(exc))
+            self._fall_back(how, voice, str(exc))
         except TTSError as exc:
             with self._lock:
                 self._failed[found.name] = (found.signature, str(exc))
             self.folder.mark_failed(found, str(exc))
             out_wav.unlink(missing_ok=True)
-            self._fall_back(text, voice, out_wav, str(exc))
+            self._fall_back(how, voice, str(exc))
 
-    def _fall_back(self, text: str, voice: str, out_wav: Path, reason: str) -> None:
+    def _fall_back(self, how: _Reading, voice: str, reason: str) -> None:
         log.warning(
             "voice %s cannot speak (%s): espeak-ng's %s voice reads the text instead",
             voice,
@@ -422,7 +441,13 @@ class VoiceEngine:
         with self._lock:
             self.fallbacks.append(Fallback(time.time(), voice, reason))
             self.fallback_count += 1
-        self.espeak.synthesize(text, voice=self.fallback_voice, out_wav=out_wav)
+        self.espeak.synthesize(
+            how.text,
+            voice=self.fallback_voice,
+            out_wav=how.out_wav,
+            rate=how.rate,
+            pause_s=how.pause_s,
+        )
 
     def voices(self) -> list[dict[str, Any]]:
         """Every voice one can choose, for the API and the compose page."""

@@ -236,6 +236,19 @@ class AudioSettings(_Model):
         "generated", description="Chime before and after: generated, none, or a file path."
     )
     repeat_gap_s: float = Field(2.0, ge=0, le=30, description="Silence between repeats.")
+    rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Speaking rate per voice, a factor of its normal speed (0.6 to 1.4; 1 where "
+        'not set), e.g. {north = 0.9, "piper:NAME" = 0.85}; an announcement\'s own rate '
+        "(the compose page's slow / fast) multiplies it.",
+    )
+    sentence_pause_s: float = Field(
+        0.6,
+        ge=0,
+        le=3,
+        description="Silence added after each sentence (s): a horn speaker's echo dies down "
+        "and a listener catches up; 0 for none.",
+    )
     max_upload_mb: float = Field(25, gt=0, le=200, description="Largest recording accepted.")
     max_upload_s: float = Field(900, gt=0, description="Longest recording accepted (s).")
     render_cache_mb: float = Field(
@@ -252,6 +265,16 @@ class AudioSettings(_Model):
         description="Emergency texts the rules may say, rendered ahead at most (the most "
         "urgent first; about 2 MB each); 0 renders them only when needed.",
     )
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        for voice, rate in rates.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}", voice):
+                raise ValueError(f"{voice!r}: not a voice id (north, central, south, piper:NAME)")
+            if not 0.6 <= rate <= 1.4:
+                raise ValueError(f"{voice}: rate {rate:g} is out of range: use 0.6 to 1.4")
+        return rates
 
     @model_validator(mode="after")
     def _engine_names_voice(self) -> AudioSettings:

@@ -26,7 +26,7 @@ from hub.api.schemas import (
     json_of,
 )
 from hub.api.times import parse_time
-from hub.broadcast.models import Actor, AnnouncementIn, AnnouncementPatch
+from hub.broadcast.models import RATE_MAX, RATE_MIN, Actor, AnnouncementIn, AnnouncementPatch
 from hub.broadcast.rendering import AUDIO_TYPES
 from hub.errors import AuthError
 from hub.services.users import User
@@ -217,7 +217,11 @@ def upload_audio(
 
 class PreviewIn(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
-    voice: str | None = Field(None, max_length=40)
+    voice: str | None = Field(None, max_length=40, description="An id from GET /api/voices.")
+    repeat: int = Field(1, ge=1, le=5, description="Times it is said, as it will be broadcast.")
+    rate: float | None = Field(
+        None, ge=RATE_MIN, le=RATE_MAX, description="The announcement's speaking rate."
+    )
 
 
 @router.post(
@@ -226,9 +230,15 @@ class PreviewIn(BaseModel):
     responses={200: AUDIO, **documented(400, 401, 403, 413, 422)},
 )
 def tts_preview(hub: HubDep, user: Head, body: PreviewIn) -> FileResponse:
-    """Listen before scheduling: the text as it will sound (normalised, chimes, loudness)."""
-    r = hub.announcements.preview(body.text, body.voice)
-    return FileResponse(r.web_path, media_type=AUDIO_TYPES.get(r.web_path.suffix, "audio/ogg"))
+    """Listen before scheduling: the text as it will sound (normalised, the voice and its
+    rate, the pauses, said ``repeat`` times between the chimes, loudness).
+    ``X-Duration-S`` says how long it is."""
+    r = hub.announcements.preview(body.text, body.voice, repeat=body.repeat, rate=body.rate)
+    return FileResponse(
+        r.web_path,
+        media_type=AUDIO_TYPES.get(r.web_path.suffix, "audio/ogg"),
+        headers={"X-Duration-S": f"{r.duration_s:.2f}"},
+    )
 
 
 @router.get(

@@ -54,8 +54,9 @@ class MeetingGuessOut(BaseModel):
 
 
 class AnnouncementOut(BaseModel):
-    """An announcement, with its next run and its last broadcast. ``voice``, ``published``,
-    ``created_by`` and ``approved_by`` are shown to a signed-in head or admin only."""
+    """An announcement, with its next run and its last broadcast. ``voice``, ``rate``,
+    ``sentence_pause_s``, ``published``, ``created_by`` and ``approved_by`` are shown to a
+    signed-in head or admin only."""
 
     id: str
     title: str
@@ -96,6 +97,10 @@ class AnnouncementOut(BaseModel):
         "reads as a meeting invitation: what the hub made of it.",
     )
     voice: str | None = None
+    rate: float | None = Field(None, description="Its own speaking rate (None: its voice's).")
+    sentence_pause_s: float | None = Field(
+        None, description="Its own pause after each sentence, s (None: the settings')."
+    )
     published: bool | None = None
     created_by: str | None = None
     approved_by: str | None = None

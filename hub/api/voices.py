@@ -18,11 +18,12 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from audio.errors import UnknownVoice
-from audio.voices import SAMPLE_TEXT, VoiceEngine
+from audio.voices import SAMPLE_TEXT
 from hub.api.deps import HubDep, require
 from hub.api.errors import documented
 from hub.api.schemas import AUDIO, json_of
 from hub.app import Hub
+from hub.broadcast.models import RATE_MAX, RATE_MIN
 from hub.broadcast.rendering import AUDIO_TYPES
 from hub.errors import NotFound, Throttled
 from hub.ratelimit import RateLimiter
@@ -52,25 +53,13 @@ class ListenIn(BaseModel):
     text: str | None = Field(
         None, min_length=1, max_length=300, description="Default: a short test sentence"
     )
+    rate: float | None = Field(
+        None, ge=RATE_MIN, le=RATE_MAX, description="A speaking rate to hear it at"
+    )
 
 
 def _voices(hub: Hub) -> list[dict[str, Any]]:
-    engine = hub.announcements.renderer.engine
-    if isinstance(engine, VoiceEngine):
-        return engine.voices()
-    # An engine without Piper voices (tests, an injected engine): the espeak-ng choices.
-    default = hub.settings.audio.voice
-    return [
-        {
-            "id": v,
-            "label": v,
-            "engine": engine.name,
-            "language": "vi",
-            "default": v == default,
-            "status": "ok",
-        }
-        for v in ("north", "central", "south")
-    ]
+    return hub.announcements.voices()
 
 
 def _limiter(request: Request, hub: Hub) -> RateLimiter:
@@ -112,7 +101,7 @@ def listen(
     lang = str(found["language"])[:2].lower() or "vi"
     text = body.text if body and body.text else SAMPLE_TEXT.get(lang, SAMPLE_TEXT["en"])
     try:
-        r = hub.announcements.preview(text, voice_id)
+        r = hub.announcements.preview(text, voice_id, rate=body.rate if body else None)
     except UnknownVoice as exc:
         raise NotFound(str(exc)) from None
     # After the render: a Piper voice that failed just now says so.

@@ -24,7 +24,10 @@ from typing import IO, Any, Literal
 
 from pydantic import ValidationError
 
+from audio.errors import AudioError
 from audio.render import Rendered
+from audio.tts import VOICE_ALIASES
+from audio.voices import VoiceEngine
 from hub.broadcast.follow_up import FollowKind, follow_up_body, is_emergency
 from hub.broadcast.hub_alerts import HubAlerts
 from hub.broadcast.meetings import guess_meeting, meeting_cols, stored_meeting
@@ -177,6 +180,8 @@ class Announcements:
                 voice=body.voice,
                 priority=body.priority,
                 repeat=body.repeat,
+                rate=body.rate,
+                sentence_pause_s=body.sentence_pause_s,
             ),
             emergency=body.priority == "emergency",
             keep=self.upkeep.keep(),
@@ -199,6 +204,8 @@ class Announcements:
             "repeat": body.repeat,
             "expires_at": expires.timestamp() if expires else None,
             "voice": body.voice,
+            "rate": body.rate,
+            "sentence_pause_s": body.sentence_pause_s,
             "status": "draft" if needs_approval else "scheduled",
             "corrects": body.corrects,
             "published": int(body.published),
@@ -369,6 +376,8 @@ class Announcements:
             if row["expires_at"]
             else None,
             voice=row["voice"],
+            rate=row["rate"],
+            sentence_pause_s=row["sentence_pause_s"],
             corrects=row["corrects"],
             published=bool(row["published"]),
             **stored_meeting(row["meeting_local"], row["meeting_place"], tz),
@@ -456,9 +465,36 @@ class Announcements:
         return p if p.exists() else None
 
     # -- rendering --------------------------------------------------------------------------
-    def preview(self, text: str, voice: str | None) -> Rendered:
-        """The compose page's preview: the text as it will sound, said once."""
-        return self.renderer.preview(text, voice, keep=self.upkeep.keep())
+    def preview(
+        self, text: str, voice: str | None, *, repeat: int = 1, rate: float | None = None
+    ) -> Rendered:
+        """The compose page's preview: the text as it will sound on the loudspeakers, with
+        the chimes, said ``repeat`` times at ``rate`` (see :meth:`Renderer.spec`)."""
+        return self.renderer.preview(text, voice, keep=self.upkeep.keep(), repeat=repeat, rate=rate)
+
+    def voices(self) -> list[dict[str, Any]]:
+        """Every voice one can choose, the default flagged, each with its state (``ok``, or
+        why espeak-ng reads instead): the API's list and the compose page's select."""
+        try:
+            engine = self.renderer.engine
+        except AudioError as e:  # no espeak-ng: the pages still open, and say why
+            name, status = "espeak-ng", f"broken: {e}"
+        else:
+            if isinstance(engine, VoiceEngine):
+                return engine.voices()
+            name, status = engine.name, "ok"  # an injected engine: the espeak-ng choices
+        default = self.settings.audio.voice
+        return [
+            {
+                "id": v,
+                "label": v,
+                "engine": name,
+                "language": "vi",
+                "default": v == default,
+                "status": status,
+            }
+            for v in VOICE_ALIASES
+        ]
 
     def prerender(self, items: list[dict[str, Any]]) -> int:
         """The ``prerender`` pass: missing coming audio, then the emergency texts the rules

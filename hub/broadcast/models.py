@@ -21,6 +21,10 @@ from hub.events import Priority
 Category = Literal["notice", "news", "meeting", "emergency"]
 #: A meeting's place as stored and shown: a name, not an essay.
 PLACE_MAX = 200
+#: An announcement's speaking rate, a factor of its voice's (``audio.rates``): slower for
+#: the elderly, not so slow or fast that the words smear on a horn speaker.
+RATE_MIN, RATE_MAX = 0.6, 1.4
+PAUSE_MAX = 3.0
 
 
 class AnnouncementError(Invalid):
@@ -68,7 +72,22 @@ class AnnouncementIn(BaseModel):
     exdates: list[RequestTime] = Field(default_factory=list, max_length=366)
     repeat: int = Field(1, ge=1, le=5, description="Times the message is said per broadcast.")
     expires_at: RequestTime | None = Field(None, description="Nothing plays at or after it.")
-    voice: str | None = Field(None, max_length=40, description="north, central or south.")
+    voice: str | None = Field(
+        None, max_length=40, description="north, central, south or piper:NAME (GET /api/voices)."
+    )
+    rate: float | None = Field(
+        None,
+        ge=RATE_MIN,
+        le=RATE_MAX,
+        description="Speaking rate, a factor of the voice's own (audio.rates): 0.8 slower for "
+        "the elderly, 1.2 faster; none = the voice's. A text only.",
+    )
+    sentence_pause_s: float | None = Field(
+        None,
+        ge=0,
+        le=PAUSE_MAX,
+        description="Silence after each sentence (s); none = audio.sentence_pause_s.",
+    )
     corrects: str | None = Field(None, description="The emergency this one corrects/cancels.")
     published: bool = Field(True, description="Shown on the residents' page.")
     meeting_at: RequestTime | None = Field(
@@ -102,6 +121,8 @@ class AnnouncementPatch(BaseModel):
     repeat: int | None = Field(None, ge=1, le=5)
     expires_at: RequestTime | None = None
     voice: str | None = Field(None, max_length=40)
+    rate: float | None = Field(None, ge=RATE_MIN, le=RATE_MAX)
+    sentence_pause_s: float | None = Field(None, ge=0, le=PAUSE_MAX)
     published: bool | None = None
     meeting_at: RequestTime | None = None
     meeting_place: str | None = Field(None, max_length=PLACE_MAX)

@@ -113,13 +113,21 @@ class Renderer:
         voice: str | None,
         priority: str,
         repeat: int,
+        rate: float | None = None,
+        sentence_pause_s: float | None = None,
     ) -> RenderSpec:
+        """What to render for an announcement: ``rate`` (its own, a factor of its voice's
+        ``audio.rates``) and ``sentence_pause_s`` None follow the settings."""
         a = self.settings.audio
         emergency = priority == "emergency"
+        voice = voice or a.voice
+        pause = a.sentence_pause_s if sentence_pause_s is None else sentence_pause_s
         return RenderSpec(
             text=text,
             source_wav=source_wav,
-            voice=voice or a.voice,
+            voice=voice,
+            rate=round(a.rates.get(voice, 1.0) * (rate or 1.0), 3),
+            sentence_pause_s=pause,
             sample_rate=a.sample_rate,
             target_lufs=a.emergency_lufs if emergency else a.target_lufs,
             true_peak_db=a.true_peak_db,
@@ -205,11 +213,20 @@ class Renderer:
         keep: Keep | None = None,
         *,
         lexicon: Lexicon | None = None,
+        repeat: int = 1,
+        rate: float | None = None,
     ) -> Rendered:
         """TTS preview for the compose page and the lexicon's listen button: the text as
-        it will sound, said once (``lexicon``: instead of the current one)."""
+        it will sound, ``repeat`` times at ``rate`` (``lexicon``: instead of the current one)."""
         return self.render(
-            self.spec(text=text, source_wav=None, voice=voice, priority="normal", repeat=1),
+            self.spec(
+                text=text,
+                source_wav=None,
+                voice=voice,
+                priority="normal",
+                repeat=repeat,
+                rate=rate,
+            ),
             keep=keep,
             lexicon=lexicon,
         )

@@ -186,6 +186,12 @@ MIGRATIONS: list[str] = [
         word TEXT PRIMARY KEY COLLATE NOCASE, say TEXT NOT NULL, note TEXT,
         updated_by TEXT NOT NULL, updated_at REAL NOT NULL);
     """,
+    # 14: clarity on a horn speaker: an announcement's own speaking rate (a factor of its
+    # voice's) and pause after each sentence; NULL follows the settings
+    """
+    ALTER TABLE announcements ADD COLUMN rate REAL;
+    ALTER TABLE announcements ADD COLUMN sentence_pause_s REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -194,6 +194,8 @@ class AnnouncementTable:
         if staff:
             out.update(
                 voice=row["voice"],
+                rate=row["rate"],
+                sentence_pause_s=row["sentence_pause_s"],
                 published=bool(row["published"]),
                 created_by=row["created_by"],
                 approved_by=row["approved_by"],

@@ -45,7 +45,9 @@ router = APIRouter(include_in_schema=False)
 
 CATEGORIES = ("notice", "news", "meeting", "emergency")
 PRIORITIES = ("normal", "high", "emergency")
-VOICES = ("north", "central", "south")
+#: The speaking rates the head picks from (a factor of the voice's own; "" is the voice's):
+#: slower for the elderly, and the horn's echo between words.
+RATES = (("0.8", "slow"), ("", "normal"), ("1.2", "fast"))
 #: The recurrence picker's choices (``custom`` takes an RRULE as written).
 FREQS = ("daily", "weekdays", "weekly", "monthly", "custom")
 #: How much of the text the invitation hint reads (the time is said near the start).
@@ -111,6 +113,10 @@ def announcement_body(f: Fields, now_local: datetime) -> dict[str, Any]:
     if repeat is None:
         raise FormProblem("repeat", "compose.err.repeat")
     category = f.one("category", "notice")
+    try:
+        rate = float(f.one("rate")) if f.one("rate").strip() else None
+    except ValueError:
+        raise FormProblem("rate", "compose.err.rate") from None
     return {
         "title": title,
         "text": text,
@@ -124,6 +130,7 @@ def announcement_body(f: Fields, now_local: datetime) -> dict[str, Any]:
         "repeat": repeat,
         "expires_at": expires,
         "voice": f.one("voice") or None,
+        "rate": rate,
         "published": f.one("published") == "yes",
     }
 
@@ -175,6 +182,7 @@ def _defaults(hub: Hub) -> dict[str, Any]:
         "date": soon.date().isoformat(),
         "time": f"{soon:%H:%M}",
         "repeat": "1",
+        "rate": "",
         "published": "yes",
         **picker_fields(None),
     }
@@ -198,6 +206,7 @@ def _form_of(hub: Hub, a: Mapping[str, Any]) -> dict[str, Any]:
         "time": f"{start:%H:%M}",
         "repeat": str(a["repeat"]),
         "voice": a.get("voice") or "",
+        "rate": f"{a['rate']:g}" if a.get("rate") else "",
         "published": "yes" if a.get("published", True) else "",
         **picker_fields(a["rrule"]),
     }
@@ -249,6 +258,33 @@ def preview(hub: Hub, t: Translator, f: Fields) -> dict[str, Any]:
     }
 
 
+def voice_choices(hub: Hub, t: Translator, chosen: str) -> list[dict[str, Any]]:
+    """The voice select: what ``GET /api/voices`` lists (the installed ones), the chosen one
+    (or the default) selected, a voice that cannot speak now saying why."""
+    out: list[dict[str, Any]] = []
+    for v in hub.announcements.voices():
+        key = f"voice.{v['id']}"
+        words = [t(key) if t.has(key) else str(v["label"])]
+        if v["default"]:
+            words.append(t("voice.default_mark"))
+        if v["status"] != "ok":
+            words.append(t("voice.status", status=str(v["status"])[:80]))
+        selected = v["id"] == chosen if chosen else bool(v["default"])
+        out.append({"id": v["id"], "text": " ".join(words), "selected": selected})
+    if chosen and not any(c["selected"] for c in out):  # a voice since removed: kept, said
+        out.append({"id": chosen, "text": chosen, "selected": True})
+    return out
+
+
+def rate_choices(t: Translator, chosen: str) -> list[tuple[str, str, bool]]:
+    """(value, words, selected) of the speaking-rate select; a rate set through the API
+    that is none of them is kept as one more choice."""
+    out = [(value, t(f"compose.rate.{key}"), value == chosen) for value, key in RATES]
+    if chosen not in (value for value, _ in RATES):
+        out.append((chosen, t("compose.rate.other", rate=chosen), True))
+    return out
+
+
 def _compose(
     request: Request,
     hub: Hub,
@@ -288,7 +324,8 @@ def _compose(
         zone_names=hub.settings.gpio.zone_names,
         categories=CATEGORIES,
         priorities=PRIORITIES,
-        voices=VOICES,
+        voices=voice_choices(hub, t, shown.one("voice")),
+        rates=rate_choices(t, shown.one("rate")),
         weekdays=WEEKDAYS,
         freqs=FREQS,
         approval=hub.settings.announcements.require_approval,

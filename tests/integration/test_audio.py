@@ -124,9 +124,17 @@ class CountingEngine:
     def identity(self) -> str:
         return self.inner.identity
 
-    def synthesize(self, text: str, *, voice: str | None, out_wav: Path) -> None:
+    def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None,
+        out_wav: Path,
+        rate: float = 1.0,
+        pause_s: float = 0.0,
+    ) -> None:
         self.calls += 1
-        self.inner.synthesize(text, voice=voice, out_wav=out_wav)
+        self.inner.synthesize(text, voice=voice, out_wav=out_wav, rate=rate, pause_s=pause_s)
 
 
 @pytest.fixture(scope="module")

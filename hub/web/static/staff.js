@@ -1,6 +1,7 @@
 /* Làng Số — the staff's announcement pages. Each works without this script; with it:
    - compose: the parts of the form that apply (source, when, how it repeats), the
-     schedule as you pick it (the server makes the RRULE and says it in words), "listen" to the text (POST /api/tts/preview),
+     schedule as you pick it (the server makes the RRULE and says it in words), "listen" to the text
+     (POST /api/tts/preview: the chosen voice, rate and times said, and how long it is),
      record in the browser (MediaRecorder) or pick a file, both uploaded to POST
      /api/audio, emergency's confirmation box;
    - the dashboard and the schedule: the list of next broadcasts follows the hub live
@@ -181,6 +182,7 @@
     var button = $("[data-listen]", form);
     var audio = $("[data-listen-audio]", form);
     var status = $("[data-listen-status]", form);
+    var length = $("[data-listen-length]", form);
     if (!button || !audio) return;
     var url = null;
     // What the line under the button says follows the player: ready, reading, read.
@@ -191,10 +193,30 @@
       if (!text) { say(status, t("sjs.listen_empty"), "bad"); return; }
       button.disabled = true;
       say(status, t("sjs.listen_wait"));
-      var voice = form.elements.voice ? form.elements.voice.value : "";
-      apiPost("/api/tts/preview", { text: text.slice(0, 2000), voice: voice || null }, true)
-        .then(function (r) { return r.blob(); })
-        .then(function (blob) {
+      var el = form.elements;
+      var repeat = el.repeat ? parseInt(el.repeat.value, 10) || 1 : 1;
+      var body = {
+        text: text.slice(0, 2000),
+        voice: (el.voice && el.voice.value) || null,
+        rate: el.rate && el.rate.value ? parseFloat(el.rate.value) : null,
+        repeat: repeat
+      };
+      if (length) length.hidden = true;
+      apiPost("/api/tts/preview", body, true)
+        .then(function (r) {
+          var seconds = parseFloat(r.headers.get("X-Duration-S") || "");
+          return r.blob().then(function (blob) { return { blob: blob, seconds: seconds }; });
+        })
+        .then(function (got) {
+          var blob = got.blob;
+          // How long it is, said as on the loudspeakers: the head hears the repeats counted.
+          if (length && isFinite(got.seconds)) {
+            var lang = document.documentElement.lang || "vi";
+            var shown = got.seconds.toLocaleString(lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+            length.textContent = t("sjs.listen_length", { seconds: shown, n: repeat });
+            length.setAttribute("data-seconds", String(got.seconds));
+            length.hidden = false;
+          }
           if (url) URL.revokeObjectURL(url);
           url = URL.createObjectURL(blob);
           audio.src = url;
