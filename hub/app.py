@@ -16,7 +16,7 @@ from devices.adapters import Router, make_adapter
 from devices.events import AnnounceCommand, Availability, Reading
 from devices.gpio import GpioConfig, PaHardware, SwitchedOutputs
 from hub import __version__
-from hub.automation.actions import DeviceView, Effects
+from hub.automation.actions import DeviceView, Effects, SpokenValues
 from hub.automation.notification import Notification
 from hub.automation.notify import Notifier
 from hub.automation.notify_status import NotifyStatus
@@ -339,6 +339,8 @@ def build_hub(
         clusters=clusters,
     )
     a = settings.audio
+    # An emergency's live value not spoken in time: said on the rule's firing line.
+    values = SpokenValues(store, ingest.call)
     renderer = Renderer(
         settings,
         engine_factory
@@ -352,6 +354,7 @@ def build_hub(
             )
         ),
         lexicon=lexicon_source(store),
+        unspoken=values.unspoken,
     )
     announcements = Announcements(
         settings,
@@ -437,6 +440,7 @@ def build_hub(
         },
         outputs=tuple(settings.gpio.outputs),
         zones=tuple(settings.gpio.zones),
+        values=values,
     )
 
     def device_view(device_id: str) -> DeviceView | None:

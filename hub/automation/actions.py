@@ -5,10 +5,18 @@ turns each of its actions into an announcement, a notification, a switched outpu
 MQTT message, and into the one line the firing log keeps. Runs in the ingest writer thread:
 every effect only hands work over (announcements render in their own worker, notifications
 queue, a relay switches in microseconds).
+
+An emergency that reads a live value (``{value}``: the river's level) is assembled when it
+fires (``hub/broadcast/rendering.py``); when the value could not be spoken in time the
+fixed words play without it, and :class:`SpokenValues` writes that on the firing's line:
+the head sees the residents did not hear the number.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,8 +30,17 @@ from hub.automation.rule_model import (
     SwitchAction,
     output_limit,
 )
-from hub.automation.templates import render_template, spoken_context
+from hub.automation.templates import reads_value, render_template, spoken_context
+from hub.store import Store
+from hub.store import rules as firing_rows
 from hub.words.devices import spoken_name
+
+log = logging.getLogger(__name__)
+
+#: Announcements awaiting their render that SpokenValues remembers (a burst of firings).
+_PENDING_MAX = 256
+#: The mark an announce line gets when its value was not spoken.
+UNSPOKEN = "value not spoken"
 
 
 @dataclass
@@ -47,6 +64,46 @@ class DeviceView:
         return spoken_name(self.id, self.kind, spoken=self.spoken, display=self.name)
 
 
+class SpokenValues:
+    """Which firing made which emergency text with a live value, until its render says the
+    value could not be spoken: then the firing's announce line says so.
+
+    ``expect`` runs in the ingest writer (the rule fires); ``unspoken`` in the renderer's
+    caller (the ``announce-cmd`` worker), which hands the line's update to the writer
+    (``handover``): the firing is logged after its actions, so the update queues behind."""
+
+    def __init__(self, store: Store, handover: Callable[[Callable[[], None]], Any]) -> None:
+        self.store = store
+        self._handover = handover
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, str] = OrderedDict()
+
+    def expect(self, text: str, incident: str) -> None:
+        with self._lock:
+            self._pending[text] = incident
+            self._pending.move_to_end(text)
+            while len(self._pending) > _PENDING_MAX:
+                self._pending.popitem(last=False)
+
+    def unspoken(self, text: str, reason: str) -> None:
+        with self._lock:
+            incident = self._pending.pop(text, None)
+        if incident is not None:
+            self._handover(lambda: self._mark(incident, reason))
+
+    def _mark(self, incident: str, reason: str) -> None:
+        def change(line: str) -> str | None:
+            if not line.startswith("announce: ") or UNSPOKEN in line:
+                return None
+            return f"{line} ({UNSPOKEN}: {reason})"
+
+        try:
+            with self.store.transaction() as conn:
+                firing_rows.update_result(conn, incident, "raised", change)
+        except Exception:  # a full disk: the broadcast happened all the same
+            log.exception("firing log of %s not updated", incident)
+
+
 @dataclass
 class Effects:
     """What actions do, injected by the composition root (and by tests)."""
@@ -58,6 +115,8 @@ class Effects:
     groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
     outputs: Sequence[str] = ()
     zones: Sequence[str] = ()
+    #: Emergencies with a live value, followed to their render (None: not followed).
+    values: SpokenValues | None = None
 
 
 def perform(
@@ -78,10 +137,11 @@ def perform(
         template = a.template if raised else a.clear_template
         if template is None:
             return "announce: nothing to say when it clears", None
+        # Read aloud: the device by its spoken name, not by what the pages call it.
+        text = render_template(template, spoken_context(ctx))
         body = {
             "title": a.title if raised else f"{a.title} (đã qua)",
-            # Read aloud: the device by its spoken name, not by what the pages call it.
-            "text": render_template(template, spoken_context(ctx)),
+            "text": text,
             "category": a.category if raised else "notice",
             "priority": a.priority if raised else "high",
             "zones": a.zones,
@@ -89,6 +149,8 @@ def perform(
         }
         if not raised and corrects:
             body["corrects"] = corrects
+        if e.values is not None and body["priority"] == "emergency" and reads_value(template):
+            e.values.expect(text, incident)  # before the render can report on it
         aid = e.announce(body, f"rule:{rule_id}")
         return f"announce: {aid or 'queued'}", aid
     if isinstance(a, NotifyAction):

@@ -111,6 +111,15 @@ def render_template(template: str, ctx: Mapping[str, str], *, limit: int = OUTPU
     return _fill(template, ctx, limit)[0]
 
 
+def reads_value(template: str) -> bool:
+    """Whether the template says the reading (``{value}``): a text no render ahead can
+    foresee whole, assembled when it fires (``hub/broadcast/rendering.py``)."""
+    try:
+        return any(name == "value" for _, name, _, _ in _PARSE(template))
+    except ValueError:
+        return False
+
+
 def spoken_context(ctx: Mapping[str, str]) -> dict[str, str]:
     """The context of a text the loudspeakers read: the device by its spoken name."""
     spoken = ctx.get("device.spoken") or ctx.get("device", "")

@@ -91,6 +91,8 @@ class Announcements:
         self.recordings = Recordings(settings, store, clock, table)
         self.upkeep = RenderUpkeep(settings, store, clock, table, renderer, alerts)
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="announce-cmd")
+        # An emergency never queues behind a normal command being rendered.
+        self._urgent = ThreadPoolExecutor(1, thread_name_prefix="announce-emergency")
         #: The last stop by a person (replaced, never changed: read across threads).
         self.last_stop: Stop | None = None
 
@@ -103,6 +105,7 @@ class Announcements:
         """The hub is stopping: drop queued commands, end a pre-render early."""
         self.renderer.close()
         self._worker.shutdown(wait=False, cancel_futures=True)
+        self._urgent.shutdown(wait=False, cancel_futures=True)
 
     # -- validation -------------------------------------------------------------------------
     def _time(self, value: datetime) -> datetime:
@@ -517,7 +520,8 @@ class Announcements:
         """``cmd/announce`` (the broker's ACL decides who may publish it) and the rules:
         rendered off the caller's thread; returns the id the announcement will have."""
         aid = _new_id()
-        self._worker.submit(self._command, dict(body), source, aid)
+        urgent = body.get("priority") == "emergency" or body.get("category") == "emergency"
+        (self._urgent if urgent else self._worker).submit(self._command, dict(body), source, aid)
         return aid
 
     def _command(self, body: dict[str, Any], source: str, aid: str | None = None) -> None:
@@ -539,7 +543,7 @@ class Announcements:
 
     def emergency_button(self) -> None:
         """The panel's emergency button was held: the emergency text, at once."""
-        self._worker.submit(
+        self._urgent.submit(
             self._command,
             {
                 "title": "Khẩn cấp",

@@ -2,7 +2,19 @@
 
 So that at the scheduled second the playout only switches the amplifier and starts
 the sink. Renders run in the caller's thread (an API worker, the ``announce-cmd``
-worker, the ``prerender`` thread), one at a time.
+worker, the ``prerender`` thread), one at a time under ``render_lock``; an emergency
+never waits for that lock (a preview or a saved announcement may hold it for seconds):
+its renders take their own lock, and two espeak-ng pipelines at once are fine a moment.
+
+An emergency whose text holds a value no render ahead foresaw (a rule's ``{value}``: the
+river at 350 cm when the texts ahead said 220 to 230) is assembled (``audio/segments.py``):
+the pre-render pass prepares a frame (the words around each number, spoken, with the gain
+that lands the program on its loudness) for every emergency text it renders, and when the
+rule fires only the number's words are spoken, within ``live_budget_s``, and joined to the
+frame in memory; the residents' copy is encoded afterwards (``emergency-web`` worker).
+When the number cannot be spoken in time (or the engine fails on it), the frame's fixed
+words play without the value, at once, and ``unspoken`` tells who fired it (the rule's
+firing line says so).
 
 The render cache (``audio/cache.py``) stays within ``audio.render_cache_mb``: after each
 render the least recently used audio nothing needs goes first; emergency audio never
@@ -18,14 +30,22 @@ keys on is the lexicon-applied one, so an edited entry makes a new render.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import os
+import secrets
+import subprocess
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from audio.cache import MIB, Keep, RenderCache
+from audio.cache import MIB, Keep, RenderCache, file_sha256
 from audio.errors import (
     AudioTooLarge,
     InvalidAudio,
@@ -34,7 +54,13 @@ from audio.errors import (
     UnsupportedAudio,
 )
 from audio.lexicon import EMPTY, Lexicon
-from audio.render import Rendered, RenderSpec, render
+from audio.normalize import normalize
+
+# The render's own cache key and web format: an assembled emergency is stored as the
+# render cache stores a render, and a full render of the same text finds it as such.
+from audio.render import Rendered, RenderSpec, _cache_key, _web_format, render
+from audio.segments import Frame, assemble, number_spans, prepare_frame, speak_words
+from audio.segments import write_pcm_wav as _write_wav
 from audio.tts import TTSEngine
 from hub.broadcast.models import AnnouncementError
 from hub.errors import TooLarge, Unsupported
@@ -44,6 +70,14 @@ log = logging.getLogger(__name__)
 
 #: Media types of the audio the hub serves (rendered announcements, recordings).
 AUDIO_TYPES = {".ogg": "audio/ogg", ".opus": "audio/ogg", ".mp3": "audio/mpeg", ".wav": "audio/wav"}
+
+#: How long the number's words of a firing emergency may take to speak: past it the fixed
+#: words play without the value. The first sample is due within the lead-in + 300 ms.
+LIVE_BUDGET_S = 0.2
+#: Frames kept in memory (one per rule, device, voice and number of a text ahead): each
+#: holds a few seconds of PCM; the pre-render pass makes them again after a restart.
+FRAMES_MAX = 64
+_WEB_TIMEOUT_S = 120.0
 
 
 @contextmanager
@@ -71,6 +105,7 @@ class Renderer:
         engine_factory: Callable[[], TTSEngine],
         *,
         lexicon: Callable[[], Lexicon] | None = None,
+        unspoken: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self._engine_factory = engine_factory
@@ -84,6 +119,17 @@ class Renderer:
         self.cache.budget_bytes = round(settings.audio.render_cache_mb * MIB)
         #: One render at a time; retention takes it too before it prunes the cache.
         self.render_lock = threading.Lock()
+        #: Emergencies' full renders, one at a time among themselves, never behind the above.
+        self.emergency_lock = threading.Lock()
+        #: (an emergency's text as written, why its value was not spoken): the firing's line.
+        self.unspoken = unspoken
+        self.live_budget_s = LIVE_BUDGET_S
+        self._frames: OrderedDict[str, Frame] = OrderedDict()
+        self._frames_lock = threading.Lock()
+        # Speaks a firing's number (the caller waits at most live_budget_s; a late one
+        # finishes here, unwaited); encodes and files an assembled emergency's web copy.
+        self._live = ThreadPoolExecutor(2, thread_name_prefix="emergency-live")
+        self._web = ThreadPoolExecutor(1, thread_name_prefix="emergency-web")
         self._closed = threading.Event()
 
     @property
@@ -93,8 +139,11 @@ class Renderer:
         return self._engine
 
     def close(self) -> None:
-        """Stop a pre-render in progress after the item it is on (the hub is stopping)."""
+        """Stop a pre-render in progress after the item it is on (the hub is stopping);
+        a web copy being encoded finishes."""
         self._closed.set()
+        self._live.shutdown(wait=False, cancel_futures=True)
+        self._web.shutdown(wait=False)
 
     @property
     def closed(self) -> bool:
@@ -160,23 +209,193 @@ class Renderer:
         emergency: bool = False,
         keep: Keep | None = None,
         lexicon: Lexicon | None = None,
+        ahead: bool = False,
     ) -> Rendered:
         """Render (or find) ``spec``, its text said with the lexicon (``lexicon``: instead
         of the current one), then evict to the budget, sparing what ``keep`` names and
-        what was just rendered. ``emergency``: the audio is never evicted."""
+        what was just rendered. ``emergency``: the audio is never evicted, and (unless it
+        is rendered ``ahead`` of need) the render waits for no other render: a text with
+        a value no render ahead foresaw is assembled from its frame."""
+        written = spec.text
         if spec.text is not None:
             with audio_refusals():  # a lexicon-lengthened text past the limit: a 422
                 spec = dataclasses.replace(spec, text=self.spoken(spec.text, lexicon))
+        keep = keep or Keep()
+        if emergency and not ahead:
+            return self._emergency(spec, written, keep)
         # One render at a time: two espeak-ng + ffmpeg pipelines at once would starve the
         # ingest writer on a 2-core Pi.
         with self.render_lock, audio_refusals():
-            r = render(spec, self.engine if spec.text else None, self.cache, emergency=emergency)
-            self.cache.trim((keep or Keep()).with_pinned(r.key))
-            return r
+            return self._render(spec, emergency, keep)
+
+    def _render(self, spec: RenderSpec, emergency: bool, keep: Keep) -> Rendered:
+        r = render(spec, self.engine if spec.text else None, self.cache, emergency=emergency)
+        self.cache.trim(keep.with_pinned(r.key))
+        return r
+
+    # -- emergencies: never behind another render ---------------------------------------------
+    def _emergency(self, spec: RenderSpec, written: str | None, keep: Keep) -> Rendered:
+        with audio_refusals():
+            if spec.text is not None and written is not None:
+                try:
+                    live = self._assembled(spec, written, keep)
+                except Exception:  # e.g. a full card: the full render may still make it
+                    log.exception("emergency %r not assembled: rendering it whole", written[:80])
+                    live = None
+                if live is not None:
+                    return live
+            with self.emergency_lock:
+                return self._render(spec, True, keep)
+
+    def _frame_key(self, spec: RenderSpec, before: str, after: str) -> str:
+        """A frame's name: the words around the number, and all that shapes the audio."""
+        e = self.engine
+        shape = repr(dataclasses.replace(spec, text="#"))
+        blob = json.dumps([before, after, shape, e.name, e.identity], ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _frame_of(self, spec: RenderSpec) -> tuple[Frame, str] | None:
+        """The frame ``spec``'s text fits and the words its value says there, if any."""
+        assert spec.text is not None
+        for before, _, after in number_spans(spec.text):
+            key = self._frame_key(spec, before, after)
+            with self._frames_lock:
+                frame = self._frames.get(key)
+                if frame is not None:
+                    self._frames.move_to_end(key)
+            middle = frame.middle(spec.text) if frame is not None else None
+            if frame is not None and middle is not None:
+                return frame, middle
+        return None
+
+    def _assembled(self, spec: RenderSpec, written: str, keep: Keep) -> Rendered | None:
+        """The emergency found whole in the cache (a text rendered ahead), or assembled
+        from its frame; None when no frame fits (a full render follows)."""
+        assert spec.text is not None
+        whole = _cache_key(spec, self.engine, normalize(spec.text))
+        found = self.cache.lookup(whole, emergency=True)
+        if found is not None:
+            return found
+        fitting = self._frame_of(spec)
+        if fitting is None:
+            return None
+        frame, middle = fitting
+        number: bytes | None = None
+        try:
+            number = self._live.submit(self._speak, middle, spec).result(self.live_budget_s)
+        except FutureTimeout:
+            why = f"its words were not spoken within {self.live_budget_s:g} s"
+        except Exception as e:
+            why = f"the voice failed on it ({type(e).__name__}: {str(e)[:120]})"
+        else:
+            why = "" if number else "the voice said nothing for it"
+        if number:
+            key = hashlib.sha256(f"live:{whole}".encode()).hexdigest()
+        else:
+            number = None
+            # The fixed words alone: the same audio for every value, stored once.
+            key = hashlib.sha256(f"fixed:{frame.key}".encode()).hexdigest()
+            log.warning("emergency %r said without its value: %s", written[:80], why)
+            if self.unspoken is not None:
+                try:
+                    self.unspoken(written, why)
+                except Exception:
+                    log.exception("the value not spoken could not be recorded")
+        found = self.cache.lookup(key, emergency=True)
+        if found is not None:
+            return found
+        return self._place(
+            key, assemble(frame, number), frame, keep, said=middle if number else None
+        )
+
+    def _speak(self, words: str, spec: RenderSpec) -> bytes:
+        d = self.cache.directory
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".live-{secrets.token_hex(6)}"
+        tmp.mkdir()
+        try:
+            return speak_words(self.engine, words, spec, tmp)
+        finally:
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+
+    def _place(
+        self, key: str, pcm: bytes, frame: Frame, keep: Keep, *, said: str | None
+    ) -> Rendered:
+        """The PA WAV in place under ``key`` now (the playout only needs it); the web copy
+        and the cache's index entry follow in the ``emergency-web`` worker."""
+        d = self.cache.directory
+        token = secrets.token_hex(6)
+        tmp, link = d / f".live-{key}-{token}.wav", d / f".live-{key}-{token}.link"
+        _write_wav(tmp, pcm, frame.rate)
+        wav_path = d / f"{key}.wav"
+        os.link(tmp, link)  # the same file under its final name, atomically
+        os.replace(link, wav_path)
+        ext = _web_format()[0]
+        duration_s = len(pcm) / 2 / frame.rate
+        sha = file_sha256(tmp)
+        meta = {
+            "duration_s": duration_s,
+            "sha256": sha,
+            "lufs": frame.lufs,
+            "true_peak_db": frame.true_peak_db,
+            "text": None,
+            "assembled": {"before": frame.said_before, "value": said, "after": frame.said_after},
+        }
+        web = d / f".live-{key}-{token}{ext}"
+        try:
+            self._web.submit(self._file_web, key, tmp, web, meta, keep)
+        except RuntimeError:  # the hub is stopping: file it now
+            self._file_web(key, tmp, web, meta, keep)
+        return Rendered(
+            wav_path=wav_path,
+            web_path=d / f"{key}{ext}",
+            duration_s=duration_s,
+            sha256=sha,
+            lufs=frame.lufs,
+            true_peak_db=frame.true_peak_db,
+            key=key,
+        )
+
+    def _file_web(self, key: str, wav: Path, web: Path, meta: dict[str, Any], keep: Keep) -> None:
+        """Encode the residents' copy, then enter both files in the cache (under the render
+        lock: the retention sweep must not count the WAV half-filed)."""
+        try:
+            argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+                    "-i", f"file:{wav}", *_web_format()[1], "-y", f"file:{web}"]  # fmt: skip
+            subprocess.run(argv, check=True, capture_output=True, timeout=_WEB_TIMEOUT_S)
+            with self.render_lock:
+                self.cache.put(key, wav=wav, web=web, meta=meta, emergency=True)
+                self.cache.trim(keep.with_pinned(key))
+        except Exception:
+            log.exception("the residents' copy of emergency audio %s was not made", key)
+            for f in (wav, web):
+                with suppress(OSError):
+                    f.unlink()
+
+    def _prepare_frames(self, spec: RenderSpec) -> None:
+        """The frames of an emergency text rendered ahead (lexicon applied): one for each
+        number in it, so that another value of it is assembled at once."""
+        assert spec.text is not None
+        for before, _, after in number_spans(spec.text):
+            key = self._frame_key(spec, before, after)
+            with self._frames_lock:
+                if key in self._frames:
+                    self._frames.move_to_end(key)
+                    continue
+            frame = prepare_frame(self.engine, spec, before, after, key=key)
+            if frame is None:
+                continue
+            with self._frames_lock:
+                self._frames[key] = frame
+                while len(self._frames) > FRAMES_MAX:
+                    self._frames.popitem(last=False)
 
     def prerender(self, items: list[dict[str, Any]], keep: Keep | None = None) -> int:
         """Render announcements a rule may make, ahead (the render cache keeps them): the
-        most urgent first, until emergency audio holds half the cache's budget."""
+        most urgent first, until emergency audio holds half the cache's budget. Each
+        emergency text's frames are made too (its value may be one not foreseen)."""
         done = 0
         for item in items:
             if self._closed.is_set():
@@ -189,18 +408,21 @@ class Renderer:
                     done,
                 )
                 break
+            emergency = item["priority"] == "emergency"
+            spec = self.spec(
+                text=item["text"],
+                source_wav=None,
+                voice=None,
+                priority=item["priority"],
+                repeat=item["repeat"],
+            )
             try:
-                self.render(
-                    self.spec(
-                        text=item["text"],
-                        source_wav=None,
-                        voice=None,
-                        priority=item["priority"],
-                        repeat=item["repeat"],
-                    ),
-                    emergency=item["priority"] == "emergency",
-                    keep=keep,
-                )
+                with audio_refusals():
+                    spec = dataclasses.replace(spec, text=self.spoken(item["text"]))
+                with self.render_lock:
+                    self._render(spec, emergency, keep or Keep())
+                    if emergency:
+                        self._prepare_frames(spec)
                 done += 1
             except Exception:
                 log.exception("pre-rendering %r failed", item["text"][:60])

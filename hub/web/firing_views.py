@@ -133,6 +133,7 @@ def _device_name(hub: Hub, device_id: str) -> str:
 
 def _announced(text: str) -> str | None:
     kind, _, aid = text.partition(": ")
+    aid = aid.split(" ", 1)[0]  # "<id> (value not spoken: …)"
     return aid if kind == "announce" and _AID.match(aid) else None
 
 
