@@ -81,11 +81,21 @@ class AnnounceAction(_M):
     template: str = Field(min_length=1, max_length=2000)
     title: str = Field("Cảnh báo", max_length=200)
     priority: Literal["normal", "high", "emergency"] = "emergency"
-    category: Literal["notice", "news", "meeting", "emergency"] = "emergency"
+    category: Literal["notice", "news", "emergency"] = Field(
+        "emergency",
+        description="notice, news or emergency (a meeting needs its own time and place, which "
+        'a rule cannot give: a rule\'s "meeting" is read as a notice).',
+    )
     # At least one: an announcement to no zone would switch the amplifier on for silence.
     zones: list[str] = Field(default_factory=lambda: ["all"], min_length=1)
     repeat: int = Field(1, ge=1, le=5)
     clear_template: str | None = Field(None, max_length=2000, description="Said when it clears.")
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _meeting_is_a_notice(cls, v: object) -> object:
+        # Rules stored before meetings had their own time keep announcing.
+        return "notice" if v == "meeting" else v
 
 
 class NotifyAction(_M):

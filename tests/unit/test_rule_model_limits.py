@@ -9,7 +9,7 @@ import tomllib
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from hub.automation.rule_model import Rule
+from hub.automation.rule_model import AnnounceAction, Rule
 
 RULE = """
 id = "flood"
@@ -49,3 +49,12 @@ def test_refused(fields: dict[str, str], where: str) -> None:
     with pytest.raises(ValidationError) as e:
         rule(**fields)
     assert any(where in ".".join(str(p) for p in err["loc"]) for err in e.value.errors())
+
+
+def test_a_rules_meeting_announcement_is_read_as_a_notice() -> None:
+    # A meeting needs its own time and place (the API refuses one without): a rule cannot
+    # give them, and a rule stored before meetings had them keeps announcing.
+    action = AnnounceAction.model_validate(
+        {"type": "announce", "template": "Họp", "category": "meeting"}
+    )
+    assert action.category == "notice"
