@@ -109,20 +109,7 @@ class RenderUpkeep:
                 source = self.table.audio_path(row["audio_id"]) if row["audio_id"] else None
                 if row["audio_id"] and source is None:
                     raise FileNotFoundError(f"recording {row['audio_id']} is gone")
-                r = self.renderer
-                rendered = r.render(
-                    r.spec(
-                        text=row["text"],
-                        source_wav=source,
-                        voice=row["voice"],
-                        priority=row["priority"],
-                        repeat=row["repeat"],
-                        rate=row["rate"],
-                        sentence_pause_s=row["sentence_pause_s"],
-                    ),
-                    emergency=row["priority"] == "emergency",
-                    keep=self.keep(),
-                )
+                rendered = self._render_row(row, source)
             except Exception as e:  # one announcement's failure never stops the others
                 log.exception("the audio of announcement %s cannot be rendered again", row["id"])
                 self.alerts.raise_(
@@ -138,6 +125,23 @@ class RenderUpkeep:
         if restored:
             log.info("render cache: the audio of %d coming announcements rendered again", restored)
         return restored
+
+    def _render_row(self, row: Row, source: Path | None) -> Rendered:
+        """An announcement's row rendered as it was saved (voice, rate, pauses, repeats)."""
+        r = self.renderer
+        return r.render(
+            r.spec(
+                text=row["text"],
+                source_wav=source,
+                voice=row["voice"],
+                priority=row["priority"],
+                repeat=row["repeat"],
+                rate=row["rate"],
+                sentence_pause_s=row["sentence_pause_s"],
+            ),
+            emergency=row["priority"] == "emergency",
+            keep=self.keep(),
+        )
 
     def _repoint(self, row: Row, rendered: Rendered, cause: dict[str, Any] | None = None) -> bool:
         """Point the announcement at its new audio, unless it changed since ``row`` was read
@@ -213,21 +217,8 @@ class RenderUpkeep:
             used = sorted(set(uses.used_in(row["text"])))
             if not used:
                 continue
-            r = self.renderer
             try:
-                rendered = r.render(
-                    r.spec(
-                        text=row["text"],
-                        source_wav=None,
-                        voice=row["voice"],
-                        priority=row["priority"],
-                        repeat=row["repeat"],
-                        rate=row["rate"],
-                        sentence_pause_s=row["sentence_pause_s"],
-                    ),
-                    emergency=row["priority"] == "emergency",
-                    keep=self.keep(),
-                )
+                rendered = self._render_row(row, None)
             except Exception as e:  # the old audio stays: it still plays, said the old way
                 log.exception("announcement %s cannot be rendered with the new words", row["id"])
                 self.alerts.raise_(
