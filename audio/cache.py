@@ -1,7 +1,7 @@
 """The render cache: rendered announcements on the SD card, stored once, kept within a budget.
 
 ``render.render`` looks an entry up here before it speaks and stores what it made. An
-entry is named by the hash of everything that changes the output (``render._cache_key``):
+entry is named by the hash of everything that changes the output (``render.cache_key``):
 the same text, voice, chime and options give the same name, so two announcements of one
 text, or a text rendered again, reference one pair of files and cost nothing more.
 An entry is three files, ``<key>.wav`` (the PA), ``<key>.ogg`` or ``.mp3`` (residents)

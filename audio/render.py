@@ -225,7 +225,7 @@ def _final_pass(
     chain = _gain_chain(gain_db, limit_db)
     pa_argv = ["-i", _file(src), "-af", f"{chain},ebur128=peak=true",
                "-c:a", "pcm_s16le", "-f", "wav", "-y", _file(pa_wav)]  # fmt: skip
-    web_argv = ["-i", _file(src), "-af", chain, *_web_format()[1], "-y", _file(web)]
+    web_argv = ["-i", _file(src), "-af", chain, *web_format()[1], "-y", _file(web)]
     pa_err, _ = _ffmpeg(pa_argv, web_argv)
     return _parse_ebur128(pa_err)
 
@@ -278,7 +278,7 @@ def _normalise_loudness(
 
 
 @lru_cache(maxsize=1)
-def _web_format() -> tuple[str, tuple[str, ...]]:
+def web_format() -> tuple[str, tuple[str, ...]]:
     """(extension, ffmpeg output options) of the residents' file."""
     try:
         encoders = subprocess.run(
@@ -379,7 +379,7 @@ def _chime_id(source: bool | Path) -> str | None:
     return "file:" + file_sha256(Path(source))
 
 
-def _cache_key(spec: RenderSpec, engine: TTSEngine | None, text: str | None) -> str:
+def cache_key(spec: RenderSpec, engine: TTSEngine | None, text: str | None) -> str:
     """A hash of everything that changes the output (not of what merely names it)."""
     material: dict[str, Any] = {
         "version": RENDER_VERSION,
@@ -391,7 +391,7 @@ def _cache_key(spec: RenderSpec, engine: TTSEngine | None, text: str | None) -> 
         "repeats": spec.repeats,
         "gap_s": spec.gap_s,
         "fade_ms": spec.fade_ms,
-        "web": _web_format()[0],
+        "web": web_format()[0],
     }
     if text is not None:
         material |= {
@@ -431,11 +431,11 @@ def render(
     cache_dir = cache.directory
     text = normalize(spec.text) if spec.text is not None else None
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(spec, engine, text)
+    key = cache_key(spec, engine, text)
     cached = cache.lookup(key, emergency=emergency)
     if cached is not None:
         return cached
-    ext = _web_format()[0]
+    ext = web_format()[0]
     with tempfile.TemporaryDirectory(prefix=".render-", dir=cache_dir) as tmp_name:
         tmp = Path(tmp_name)
         program = _assemble(_speech(spec, engine, text, tmp), spec)

@@ -11,17 +11,19 @@
 #   --rtc ds3231      a DS3231 clock board is fitted: turn on its overlay (Pi only; reboot)
 #   --clusters        remote speaker clusters over the village wifi: snapserver with the
 #                     shipped config (then [clusters] enabled = true; deploy/node/README.md)
+#   --https           serve the pages over https:// with a certificate made here for this
+#                     Pi's names and addresses (a phone gives the microphone to https only)
 # Safe to run again: an upgrade reinstalls the code and the systemd units and keeps
 # /etc/langso (settings, broker password), the data in /var/lib/langso, the broker
 # accounts, and any broker file edited here. deploy/uninstall-pi.sh removes it.
 set -euo pipefail
 
 usage() {
-  sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 bad_usage() { echo "install-pi.sh: $*" >&2; usage >&2; exit 2; }
 
-DRY_RUN=0 NO_START=0 WHEELHOUSE="" RTC="" CLUSTERS=0
+DRY_RUN=0 NO_START=0 WHEELHOUSE="" RTC="" CLUSTERS=0 HTTPS=0
 while (($#)); do
   case $1 in
     -n | --dry-run) DRY_RUN=1; shift ;;
@@ -33,6 +35,7 @@ while (($#)); do
       [[ ${2:-} == ds3231 ]] || bad_usage "--rtc: the supported clock board is ds3231"
       RTC=$2; shift 2 ;;
     --clusters) CLUSTERS=1; shift ;;
+    --https) HTTPS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) bad_usage "unknown option $1" ;;
   esac
@@ -199,6 +202,7 @@ if ((IS_PI)) && available fake-hwclock; then
   packages+=(fake-hwclock)
 fi
 ((CLUSTERS)) && packages+=(snapserver)
+((HTTPS)) && packages+=(openssl)
 run bash "$CHECKOUT/deploy/install-system-packages.sh" "${packages[@]}"
 
 # ---- 2. Service account and directories -----------------------------------------------
@@ -273,6 +277,28 @@ else
     "$CHECKOUT/config/hub.toml" | write_file "$CONFIG" 0640 "root:$HUB_USER"
   note "edit it for this village (site, timezone, GPIO), then: sudo systemctl restart langso-hub"
 fi
+# https (--https): a certificate of its own for the Pi's host name, name.local and its
+# addresses, ten years, made once (a phone asks once to trust it); the settings name it.
+TLS=$ETC/tls
+if ((HTTPS)); then
+  if [[ -e $TLS/hub.crt ]]; then
+    note "$TLS/hub.crt exists: kept"
+  else
+    host=$(hostname)
+    san="DNS:$host,DNS:$host.local,DNS:localhost,IP:127.0.0.1"
+    for ip in $(hostname -I 2>/dev/null); do san+=",IP:$ip"; done
+    run install -d -m 0750 -o root -g "$HUB_USER" "$TLS"
+    run openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=$host (Làng Số Hub)" -addext "subjectAltName=$san" \
+      -keyout "$TLS/hub.key" -out "$TLS/hub.crt"
+    run chown "root:$HUB_USER" "$TLS/hub.key" "$TLS/hub.crt"
+    run chmod 0640 "$TLS/hub.key"
+  fi
+  if ((DRY_RUN)) || ! grep -q '^cert_file' "$CONFIG"; then
+    # Into the [http] section, after its port line.
+    run sed -i "/^\[http\]/,/^\[/ s|^port = .*|&\ncert_file = \"$TLS/hub.crt\"\nkey_file = \"$TLS/hub.key\"|" "$CONFIG"
+  fi
+fi
 # The ready-made event rules beside it (rules_file is relative to hub.toml's folder).
 if [[ -e $ETC/rules.toml ]]; then
   note "$ETC/rules.toml exists: kept"
@@ -286,13 +312,14 @@ if ((DRY_RUN)); then
   cfg=$CONFIG
   [[ -r $cfg ]] || cfg=$CHECKOUT/config/hub.toml
   site=$(sed -n 's/^site *= *"\([a-z0-9-]*\)".*/\1/p' "$cfg")
-  http_host=0.0.0.0 http_port=8080
+  http_host=0.0.0.0 http_port=8080 scheme=http
+  ((HTTPS)) && scheme=https
 else
   as_hub_user "$VENV/bin/langso" check-config "$CONFIG" >/dev/null ||
     die "fix $CONFIG (the line above names the key), then run this again"
-  read -r site http_host http_port < <(as_hub_user "$VENV/bin/python" -c \
+  read -r site http_host http_port scheme < <(as_hub_user "$VENV/bin/python" -c \
     'from hub.settings import load_settings; s = load_settings("'"$CONFIG"'")
-print(s.site, s.http.host, s.http.port)')
+print(s.site, s.http.host, s.http.port, s.http.scheme)')
   [[ -n ${site:-} ]] || die "could not read the settings from $CONFIG"
 fi
 note "site: $site"
@@ -478,12 +505,14 @@ fi
 [[ $http_host == 0.0.0.0 || $http_host == :: ]] && probe=127.0.0.1 || probe=$http_host
 if ((!DRY_RUN && !NO_START)); then
   # The hub answers once the database is migrated and the web server is up.
-  if ! "$VENV/bin/python" - "$probe" "$http_port" <<'PY'; then
-import sys, time, urllib.error, urllib.request
-url = f"http://{sys.argv[1]}:{sys.argv[2]}/api/health"
+  if ! "$VENV/bin/python" - "$probe" "$http_port" "$scheme" <<'PY'; then
+import ssl, sys, time, urllib.error, urllib.request
+url = f"{sys.argv[3]}://{sys.argv[1]}:{sys.argv[2]}/api/health"
+tls = ssl.create_default_context()
+tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # its own certificate
 for _ in range(60):
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=2, context=tls) as r:
             print("    health:", r.read().decode())
             sys.exit(0)
     except urllib.error.HTTPError as e:  # 503 says what is not right yet (clock, broker)
@@ -500,8 +529,8 @@ lan_ip=$(hostname -I 2>/dev/null | awk '{print $1}')
 [[ $http_host == 0.0.0.0 || $http_host == :: ]] && web=${lan_ip:-<this Pi>} || web=$http_host
 say "Done"
 cat <<MSG
-    residents' page:  http://$web:$http_port/
-    staff dashboard:  http://$web:$http_port/app/   (user: admin)
+    residents' page:  $scheme://$web:$http_port/
+    staff dashboard:  $scheme://$web:$http_port/app/   (user: admin)
     broker for devices: ${lan_ip:-<this Pi>}:1883, one account per device:
                         sudo $ADD_DEVICE DEVICE_ID   (see $PREFIX/README.md)
     settings: $CONFIG   data and nightly backups: $DATA

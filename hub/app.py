@@ -27,6 +27,7 @@ from hub.automation.sms import EmergencySms
 from hub.broadcast.announcements import Announcements
 from hub.broadcast.clusters import Clusters, cluster_sink, open_cluster_alerts, roster_from
 from hub.broadcast.hub_alerts import HubAlerts
+from hub.broadcast.live import LiveBroadcasts
 from hub.broadcast.playout import PaAdapter, Playout, PlayoutPolicy
 from hub.broadcast.recovery import recover_interrupted
 from hub.broadcast.rendering import Renderer
@@ -112,6 +113,8 @@ class Hub:
     watchdog: Watchdog | None = None
     #: Remote speaker clusters over Snapcast (``[clusters]``; None when off).
     clusters: Clusters | None = None
+    #: Live broadcasts from the head's phone (``[live]``).
+    live: LiveBroadcasts | None = None
 
     def __post_init__(self) -> None:
         self.rule_book = RuleBook(self.store, self.clock, self.rules, reload=self.reload_rules)
@@ -147,6 +150,8 @@ class Hub:
         if self.watchdog is not None:
             self.watchdog.stop()  # STOPPING=1: systemd waits for the exit, no more pings
             self.watchdog = None
+        if self.live is not None:
+            self.live.stop_all()
         self.playout.stop()
         if self.clusters is not None:
             self.clusters.stop()
@@ -367,6 +372,13 @@ def build_hub(
         alerts=hub_alerts,
         events=events,
     )
+    live = (
+        LiveBroadcasts(
+            settings, store, clock, table=announcement_rows, playout=playout, events=events
+        )
+        if settings.live.enabled
+        else None
+    )
     scheduler = Scheduler(
         settings,
         clock,
@@ -517,6 +529,7 @@ def build_hub(
         storage=storage,
         clock_trust=clock_trust,
         clusters=clusters,
+        live=live,
     )
 
 

@@ -81,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = create_app(hub)
     _settle_heap()
     print(
-        f"Làng Số Hub {__version__}: http://{settings.http.host}:{settings.http.port}/app/ "
+        f"Làng Số Hub {__version__}: {settings.http.scheme}://{settings.http.host}:"
+        f"{settings.http.port}/app/ "
         f"(site {settings.site}, broker {settings.mqtt.host}:{settings.mqtt.port})",
         flush=True,
     )
@@ -96,12 +97,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         # X-Forwarded-For and -Proto only from the proxies the settings name (uvicorn's
         # default believes 127.0.0.1, so anything on the Pi could claim any address).
         forwarded_allow_ips=settings.http.trusted_proxies,
+        ssl_certfile=settings.http.cert_file,
+        ssl_keyfile=settings.http.key_file,
     )
 
     def ready() -> None:
         # systemd (Type=notify): READY=1 once HTTP listens and the hub's threads run.
         if hub.watchdog is not None:
-            hub.watchdog.ready(f"serving http://{settings.http.host}:{settings.http.port}/")
+            hub.watchdog.ready(
+                f"serving {settings.http.scheme}://{settings.http.host}:{settings.http.port}/"
+            )
 
     if not serve(config, ready):
         return 3  # uvicorn's own code for a server that could not start

@@ -28,6 +28,7 @@ from hub.api import (
     health,
     households,
     lexicon,
+    live,
     metrics,
     rules,
     stream,
@@ -80,7 +81,7 @@ def create_app(hub: Hub, *, manage_hub: bool = True) -> FastAPI:
     errors.install(app)
     for module in (health, auth, devices, metrics, announcements, feedback, rules):
         app.include_router(module.router)
-    for module in (stream, alerts_ack, users, clock, households, lexicon, voices):
+    for module in (stream, alerts_ack, users, clock, households, lexicon, voices, live):
         app.include_router(module.router)
     mount_web(app, hub)
     return app

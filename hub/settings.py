@@ -19,6 +19,7 @@ from devices.adapters import ADAPTER_NAMES
 from devices.events import DEVICE_KINDS
 from hub.automation.notify_settings import NotifySettings
 from hub.broadcast.cluster_settings import ClusterSettings
+from hub.broadcast.live_settings import LiveSettings
 from hub.errors import ConfigError
 from hub.ingest.health_settings import DeviceHealth as DeviceHealth
 from hub.ingest.health_settings import HealthSettings as HealthSettings
@@ -60,6 +61,13 @@ class MqttSettings(_Model):
 class HttpSettings(_Model):
     host: str = Field("127.0.0.1", description="Address the web API and page listen on.")
     port: int = Field(8080, ge=1, le=65535, description="Port of the web API and page.")
+    cert_file: Path | None = Field(
+        None,
+        description="Serve https:// with this certificate (PEM; with key_file): a phone's "
+        "browser gives the microphone (recording in the browser, live broadcasts) only to "
+        "an https:// page. deploy/install-pi.sh --https makes one for the hub's addresses.",
+    )
+    key_file: Path | None = Field(None, description="The certificate's private key (PEM).")
     token_ttl_h: float = Field(
         12.0, gt=0, le=24 * 90, description="Lifetime of a bearer token, in hours."
     )
@@ -85,6 +93,19 @@ class HttpSettings(_Model):
         description="Password checks (Argon2id, about 19 MiB each) run at once; the rest "
         "wait briefly, then get 429.",
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (https needs both)")
+        for f in (self.cert_file, self.key_file):
+            if f is not None and not f.is_file():
+                raise ValueError(f"{f}: no such file")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.cert_file is not None else "http"
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -424,6 +445,9 @@ class Settings(_Model):
     clock: ClockSettings = Field(default_factory=ClockSettings, description="Trusting the clock.")
     clusters: ClusterSettings = Field(
         default_factory=ClusterSettings, description="Remote speaker clusters (Snapcast)."
+    )
+    live: LiveSettings = Field(
+        default_factory=LiveSettings, description="Live broadcasts from the head's phone."
     )
 
     @field_validator("timezone")

@@ -20,17 +20,26 @@ from audio.sinks.alsa import AlsaSink
 from audio.sinks.file import FileSink
 from audio.sinks.null import NullSink
 from audio.sinks.snapcast import PcmFeed, SnapcastSink
+from audio.sinks.streams import PcmStream
 
 __all__ = [
+    "LIVE_FORMAT",
     "AlsaSink",
     "FileSink",
+    "LiveSink",
     "NullSink",
     "PcmFeed",
+    "PcmStream",
     "Playback",
     "Sink",
     "SnapcastSink",
+    "live_sink",
     "make_sink",
+    "stream_format",
 ]
+
+#: A live source's format for a sink that takes any: 48 kHz mono s16le.
+LIVE_FORMAT = (48000, 1)
 
 
 class Playback(Protocol):
@@ -76,6 +85,27 @@ class Sink(Protocol):
     def play(self, wav: Path, *, announcement_id: str, zones: Sequence[str]) -> Playback:
         """Start playing ``wav``; returns at once. SinkError if it cannot even start."""
         ...
+
+
+class LiveSink(Protocol):
+    """A sink that also plays a live source (every sink here is one)."""
+
+    def open_stream(
+        self, *, announcement_id: str, zones: Sequence[str], rate: int, channels: int
+    ) -> PcmStream:
+        """Start taking raw s16le PCM in that format; SinkError if it cannot."""
+        ...
+
+
+def live_sink(sink: Sink) -> LiveSink | None:
+    """``sink`` as a sink for a live source, or None if it plays only files."""
+    return sink if callable(getattr(sink, "open_stream", None)) else None  # type: ignore[return-value]
+
+
+def stream_format(sink: Sink) -> tuple[int, int]:
+    """The (rate, channels) a live source must be decoded to for ``sink``."""
+    fmt = getattr(sink, "stream_format", None)
+    return fmt if isinstance(fmt, tuple) else LIVE_FORMAT
 
 
 def make_sink(kind: str, **opts: Any) -> Sink:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from audio.errors import SinkError
 from audio.sinks.null import Clock, PlaybackBase, system_clock, wav_seconds
+from audio.sinks.streams import AlsaStream
 
 __all__ = ["AlsaPlayback", "AlsaSink"]
 
@@ -89,3 +90,9 @@ class AlsaSink:
             raise SinkError(f"cannot start {self.aplay}: {exc}") from exc
         # aplay opens the device and writes the first period within milliseconds.
         return AlsaPlayback(proc, self.device, self._clock(), self._clock)
+
+    def open_stream(
+        self, *, announcement_id: str, zones: Sequence[str], rate: int, channels: int
+    ) -> AlsaStream:
+        """A live broadcast: ``aplay -t raw`` from a pipe, as the PCM comes."""
+        return AlsaStream(self.device, self.aplay, rate=rate, channels=channels)

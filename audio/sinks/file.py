@@ -22,6 +22,7 @@ from pathlib import Path
 
 from audio.errors import SinkError
 from audio.sinks.null import Clock, PlaybackBase, system_clock, utc, wav_seconds
+from audio.sinks.streams import FileStream
 
 __all__ = ["FilePlayback", "FileSink"]
 
@@ -137,4 +138,19 @@ class FileSink:
             speed=self._speed,
             started_at=started,
             clock=self._clock,
+        )
+
+    def open_stream(
+        self, *, announcement_id: str, zones: Sequence[str], rate: int, channels: int
+    ) -> FileStream:
+        """A live broadcast (raw PCM as it comes) into the same directory."""
+        stem = f"{_iso(utc(self._clock())).replace(':', '-')}_{_safe_name(announcement_id)}"
+        return FileStream(
+            self.out_dir,
+            announcement_id=announcement_id,
+            zones=zones,
+            rate=rate,
+            channels=channels,
+            clock=self._clock,
+            stem=stem,
         )

@@ -11,8 +11,12 @@ import wave
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audio.errors import SinkError
+
+if TYPE_CHECKING:
+    from audio.sinks.streams import NullStream
 
 __all__ = ["Clock", "NullPlayback", "NullSink", "PlaybackBase", "system_clock", "wav_seconds"]
 
@@ -133,3 +137,11 @@ class NullSink:
     def play(self, wav: Path, *, announcement_id: str, zones: Sequence[str]) -> NullPlayback:
         seconds = wav_seconds(wav)
         return NullPlayback(seconds, self._speed, self._clock(), self._clock)
+
+    def open_stream(
+        self, *, announcement_id: str, zones: Sequence[str], rate: int, channels: int
+    ) -> NullStream:
+        """A live broadcast that plays nowhere."""
+        from audio.sinks.streams import NullStream  # streams imports this module
+
+        return NullStream(rate, channels)

@@ -36,8 +36,9 @@ from audio.sinks.null import Clock, PlaybackBase, system_clock, wav_seconds
 
 if TYPE_CHECKING:
     from audio.sinks import Playback, Sink
+    from audio.sinks.streams import PcmStream
 
-__all__ = ["PcmFeed", "SnapcastPlayback", "SnapcastSink"]
+__all__ = ["PcmFeed", "SnapcastPlayback", "SnapcastSink", "SnapcastStream"]
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,41 @@ class SnapcastPlayback(PlaybackBase):
         super().stop()
 
 
+class SnapcastStream:
+    """A live broadcast into the stream (and into the local sink's stream, if any): the
+    speaker clusters keep playing if the local output fails, and the other way round."""
+
+    def __init__(self, feed: PcmFeed | None, local: PcmStream | None, *, buffer_s: float) -> None:
+        self._feed, self._local, self._buffer_s = feed, local, buffer_s
+        #: Why the clusters did not get (all of) it.
+        self.feed_error: str | None = None
+
+    def write(self, pcm: bytes) -> None:
+        if self._local is not None:
+            self._local.write(pcm)  # paced: the feed's own pacing then never waits
+        if self._feed is None:
+            return
+        try:
+            self._feed.write(pcm)
+        except OSError as exc:
+            self.feed_error = f"the stream to the speaker clusters broke: {exc}"
+            self._feed.close()
+            self._feed = None
+            if self._local is None:
+                raise SinkError(self.feed_error) from exc
+            log.warning("%s: the live broadcast goes on on the local sink", self.feed_error)
+
+    def close(self) -> None:
+        if self._feed is not None:
+            # The last words leave the clusters' speakers a buffer after they were sent:
+            # closing (and muting) earlier would cut them.
+            time.sleep(self._buffer_s + AHEAD_S)
+            self._feed.close()
+            self._feed = None
+        if self._local is not None:
+            self._local.close()
+
+
 class SnapcastSink:
     """Plays a WAV into snapserver's stream at ``host:port`` (its tcp source), resampled to
     ``rate``/``channels``; with ``local``, that sink plays it at the same time."""
@@ -246,3 +282,38 @@ class SnapcastSink:
             feed_error=feed_error,
         )
         return playback
+
+    @property
+    def stream_format(self) -> tuple[int, int]:
+        """A live source must be decoded to the stream's rate and channels."""
+        return self.rate, self.channels
+
+    def open_stream(
+        self, *, announcement_id: str, zones: Sequence[str], rate: int, channels: int
+    ) -> SnapcastStream:
+        """A live broadcast (raw PCM at :attr:`stream_format` as it comes) into the stream
+        and, beside it, the local sink's stream. SinkError if neither takes it."""
+        if (rate, channels) != self.stream_format:
+            raise SinkError(f"the clusters' stream takes {self.rate} Hz x {self.channels}")
+        feed: PcmFeed | None = None
+        try:
+            feed = self.open_feed()
+        except SinkError as exc:
+            if self.local is None:
+                raise
+            log.warning("%s: live %s plays on the local sink only", exc, announcement_id)
+        local: PcmStream | None = None
+        opener = getattr(self.local, "open_stream", None)
+        if opener is not None:
+            try:
+                local = opener(
+                    announcement_id=announcement_id, zones=zones, rate=rate, channels=channels
+                )
+            except SinkError:
+                if feed is not None:
+                    feed.close()
+                raise
+        stream = SnapcastStream(feed, local, buffer_s=self.buffer_s)
+        if feed is None:
+            stream.feed_error = "snapserver took no audio"
+        return stream

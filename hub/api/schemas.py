@@ -62,7 +62,7 @@ class AnnouncementOut(BaseModel):
     title: str
     text: str | None
     audio_id: str | None
-    category: Literal["notice", "news", "meeting", "emergency"]
+    category: Literal["notice", "news", "meeting", "emergency", "live"]
     priority: Priority
     zones: list[str]
     start_at: Time

@@ -35,6 +35,7 @@ from pathlib import Path
 from audio.errors import AudioError
 from audio.sinks import Playback, Sink
 from hub.broadcast.as_run import AsRunWriter, PlayoutLog
+from hub.broadcast.live_playback import LiveSource
 from hub.broadcast.pa_link import ClustersLike, PaAdapter, PaLike, SafeClusters
 from hub.broadcast.recurrence import in_window, window_end
 from hub.clock import Clock
@@ -73,6 +74,9 @@ class Job:
     title: str = ""
     #: A replay of a broadcast a restart cut: the instant that one was due.
     replay_of: datetime | None = None
+    #: A live broadcast from the head's phone: its voice plays instead of ``wav``; quiet
+    #: hours and the daily cap do not hold it, and a preempted one is not rebooked.
+    live: LiveSource | None = None
 
     @property
     def rank(self) -> tuple[int, datetime]:
@@ -248,8 +252,8 @@ class Playout:
 
     def _held_until(self, job: Job, now: datetime) -> datetime | None:
         """Quiet hours and the daily cap hold normal and priority broadcasts back."""
-        if job.priority == "emergency":
-            return None
+        if job.priority == "emergency" or job.live is not None:
+            return None  # the head is speaking now
         p = self.policy
         if p.quiet_hours and in_window(p.quiet_hours, now, p.tz):
             return window_end(p.quiet_hours, now, p.tz)
@@ -303,7 +307,12 @@ class Playout:
             self._finish(job, None, None)
             return
         try:
-            playback = self.sink.play(job.wav, announcement_id=job.announcement_id, zones=job.zones)
+            if job.live is not None:
+                playback = job.live.play(self.sink)
+            else:
+                playback = self.sink.play(
+                    job.wav, announcement_id=job.announcement_id, zones=job.zones
+                )
         except AudioError as e:
             self._finish(job, None, None, error=str(e))
             return
@@ -359,10 +368,12 @@ class Playout:
         if cur.preempted_by is not None:
             status: Status = "preempted"
             detail = f"preempted by {cur.preempted_by}"
-            # Rebooked into the next free gap: it goes back to the queue as it was.
-            with self._lock:
-                self._pending.append(replace(job))
-                self._pending.sort(key=lambda j: j.rank)
+            # Rebooked into the next free gap: it goes back to the queue as it was (not a
+            # live one: that voice is gone, and the phone is told).
+            if job.live is None:
+                with self._lock:
+                    self._pending.append(replace(job))
+                    self._pending.sort(key=lambda j: j.rank)
         elif cur.stopped_by is not None:
             status, detail = ("cancelled", f"stopped by {cur.stopped_by}")
         elif error:
@@ -412,6 +423,8 @@ class Playout:
         note = _replay_note(job)
         if note is not None:
             detail = f"{detail}; {note}" if detail else note
+        if job.live is not None:
+            detail = _joined(job.live.note(), detail)
         b = Broadcast(
             job.announcement_id,
             job.scheduled_for,
@@ -425,6 +438,11 @@ class Playout:
         # Written now, or kept until the database takes writes again; BroadcastLogged
         # follows the write.
         self.writer.logged(b, row)
+        if job.live is not None:
+            try:
+                job.live.finished(status, detail)
+            except Exception:
+                log.exception("ending the live broadcast %s failed", job.announcement_id)
 
     def _set_state(self, state: PlayoutState) -> None:
         self.state = state

@@ -58,7 +58,7 @@ from audio.normalize import normalize
 
 # The render's own cache key and web format: an assembled emergency is stored as the
 # render cache stores a render, and a full render of the same text finds it as such.
-from audio.render import Rendered, RenderSpec, _cache_key, _web_format, render
+from audio.render import Rendered, RenderSpec, cache_key, render, web_format
 from audio.segments import Frame, assemble, number_spans, prepare_frame, speak_words
 from audio.segments import write_pcm_wav as _write_wav
 from audio.tts import TTSEngine
@@ -272,7 +272,7 @@ class Renderer:
         """The emergency found whole in the cache (a text rendered ahead), or assembled
         from its frame; None when no frame fits (a full render follows)."""
         assert spec.text is not None
-        whole = _cache_key(spec, self.engine, normalize(spec.text))
+        whole = cache_key(spec, self.engine, normalize(spec.text))
         found = self.cache.lookup(whole, emergency=True)
         if found is not None:
             return found
@@ -332,7 +332,7 @@ class Renderer:
         wav_path = d / f"{key}.wav"
         os.link(tmp, link)  # the same file under its final name, atomically
         os.replace(link, wav_path)
-        ext = _web_format()[0]
+        ext = web_format()[0]
         duration_s = len(pcm) / 2 / frame.rate
         sha = file_sha256(tmp)
         meta = {
@@ -363,7 +363,7 @@ class Renderer:
         lock: the retention sweep must not count the WAV half-filed)."""
         try:
             argv = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
-                    "-i", f"file:{wav}", *_web_format()[1], "-y", f"file:{web}"]  # fmt: skip
+                    "-i", f"file:{wav}", *web_format()[1], "-y", f"file:{web}"]  # fmt: skip
             subprocess.run(argv, check=True, capture_output=True, timeout=_WEB_TIMEOUT_S)
             with self.render_lock:
                 self.cache.put(key, wav=wav, web=web, meta=meta, emergency=True)

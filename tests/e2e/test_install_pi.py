@@ -157,7 +157,7 @@ def installed() -> Iterator[Installed]:
     house = wheelhouse()
     before = machine_state()
     try:
-        r = run_script("install-pi.sh", "--no-start", "--wheelhouse", str(house))
+        r = run_script("install-pi.sh", "--no-start", "--https", "--wheelhouse", str(house))
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         m = re.search(r"admin password \(shown once, write it down\): (\S+)", r.stdout)
         assert m, r.stdout
@@ -217,6 +217,11 @@ def test_installed_where_the_units_and_readme_say(installed: Installed) -> None:
     assert 'data_dir = "/var/lib/langso"' in (ETC / "hub.toml").read_text()
     # Nothing started: --no-start says how.
     assert "nothing was started (--no-start)" in installed.output
+    # --https: a certificate for this machine's names, its key readable by the hub only.
+    cert, key = Path("/etc/langso/tls/hub.crt"), Path("/etc/langso/tls/hub.key")
+    assert cert.is_file() and key.stat().st_mode & 0o777 == 0o640
+    assert f'cert_file = "{cert}"' in Path("/etc/langso/hub.toml").read_text()
+    assert "staff dashboard:  https://" in installed.output
 
 
 def test_systemd_analyze_verify_accepts_every_installed_unit(installed: Installed) -> None:
@@ -323,10 +328,11 @@ def test_the_installed_hub_runs_from_its_installed_paths(installed: Installed) -
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{http_port}"
+    # --https: the installer made the hub a certificate of its own and named it in the settings.
+    url = f"https://127.0.0.1:{http_port}"
     try:
         wait_port("127.0.0.1", http_port, timeout=30)
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, verify=False) as http:
             # The broker account the installer made works with the password in hub.env.
             wait_for(
                 lambda: http.get("/api/health").json().get("mqtt") == "connected",
@@ -387,7 +393,7 @@ def test_a_second_install_keeps_settings_secrets_and_data(installed: Installed) 
 
     accounts = users()
     start = time.monotonic()
-    r = run_script("install-pi.sh", "--no-start", "--wheelhouse", str(house))
+    r = run_script("install-pi.sh", "--no-start", "--https", "--wheelhouse", str(house))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert time.monotonic() - start < 60
     assert {p: p.read_bytes() for p in kept} == kept

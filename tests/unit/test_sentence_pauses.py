@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from audio.errors import InvalidSpec
-from audio.render import RenderSpec, _cache_key
+from audio.render import RenderSpec, cache_key
 from audio.sentences import join_wavs, split_sentences
 
 SPLITS = [
@@ -70,15 +70,15 @@ def test_the_cache_key_follows_rate_and_pause() -> None:
     text = "bà con chú ý. sáng mai họp."
     base = RenderSpec(text=text)
     keys = {
-        _cache_key(RenderSpec(text=text, **change), None, text)  # type: ignore[arg-type]
+        cache_key(RenderSpec(text=text, **change), None, text)  # type: ignore[arg-type]
         for change in ({}, {"rate": 0.8}, {"rate": 1.2}, {"sentence_pause_s": 0.6})
     }
     assert len(keys) == 4
-    assert _cache_key(base, None, text) == _cache_key(RenderSpec(text=text), None, text)
+    assert cache_key(base, None, text) == cache_key(RenderSpec(text=text), None, text)
     # A recording is played as it is: rate and pause do not make another render of it.
     wav = Path(__file__)  # any file: the key hashes its bytes
     rec = [RenderSpec(source_wav=wav, rate=r) for r in (1.0, 0.8)]
-    assert _cache_key(rec[0], None, None) == _cache_key(rec[1], None, None)
+    assert cache_key(rec[0], None, None) == cache_key(rec[1], None, None)
 
 
 @pytest.mark.parametrize("bad", [{"rate": 0.1}, {"rate": 3.0}, {"sentence_pause_s": -1.0}])

@@ -175,3 +175,18 @@ def test_zone_names_only_for_zones_that_exist() -> None:
     with pytest.raises(ConfigError) as e:
         load_settings(HUB_TOML, env={"LANGSO_GPIO__ZONE_NAMES": '{"xom-bac": "Xóm Bắc"}'})
     assert e.value.key == "gpio" and "xom-bac" in e.value.reason
+
+
+def test_https_needs_a_certificate_and_its_key_that_exist(tmp_path: Path) -> None:
+    cert, key = tmp_path / "hub.crt", tmp_path / "hub.key"
+    with pytest.raises(ConfigError) as e:
+        load_settings(HUB_TOML, env={"LANGSO_HTTP__CERT_FILE": str(cert)})
+    assert e.value.key == "http" and "go together" in e.value.reason
+    both = {"LANGSO_HTTP__CERT_FILE": str(cert), "LANGSO_HTTP__KEY_FILE": str(key)}
+    with pytest.raises(ConfigError) as e:
+        load_settings(HUB_TOML, env=both)
+    assert "no such file" in e.value.reason
+    cert.write_text("x")
+    key.write_text("x")
+    assert load_settings(HUB_TOML, env=both).http.scheme == "https"
+    assert load_settings(HUB_TOML).http.scheme == "http"
