@@ -32,9 +32,9 @@ REFUSALS = ("busy", "forbidden", "no_mic", "mic_denied", "unsupported", "signed_
 
 def script_words(t: Translator) -> dict[str, str]:
     """Every word live.js shows, in the page's language."""
-    keys = [f"live.state.{s}" for s in STATES]
-    keys += [f"live.end.{r}" for r in REASONS] + [f"live.refused.{r}" for r in REFUSALS]
-    keys += ["live.recording", "live.again", "live.elapsed", "live.start", "live.stop"]
+    keys = [f"onair.state.{s}" for s in STATES]
+    keys += [f"onair.end.{r}" for r in REASONS] + [f"onair.refused.{r}" for r in REFUSALS]
+    keys += ["onair.recording", "onair.again", "onair.elapsed", "onair.start", "onair.stop"]
     return {k: t(k) for k in keys}
 
 

@@ -43,20 +43,20 @@
     level.hidden = true;
     level.value = 0;
     busy(false);
-    startBtn.textContent = words["live.again"];
+    startBtn.textContent = words["onair.again"];
   }
 
   function tick() {
     const s = Math.floor((Date.now() - onAirAt) / 1000);
     const mm = String(Math.floor(s / 60)).padStart(2, "0");
     const ss = String(s % 60).padStart(2, "0");
-    elapsedEl.textContent = words["live.elapsed"] + " " + mm + ":" + ss;
+    elapsedEl.textContent = words["onair.elapsed"] + " " + mm + ":" + ss;
   }
 
   function onMessage(ev) {
     const m = JSON.parse(ev.data);
     if (m.type === "state") {
-      say(m.state, "live.state." + m.state);
+      say(m.state, "onair.state." + m.state);
       if (m.state === "on_air") {
         onAirAt = Date.now();
         elapsedEl.hidden = false;
@@ -68,11 +68,11 @@
       ended = true;
       const key = m.status === 409 ? "busy" : m.status === 403 ? "forbidden"
         : m.status === 401 ? "signed_out" : "other";
-      say("refused", "live.refused." + key, m.detail);
+      say("refused", "onair.refused." + key, m.detail);
       cleanup();
     } else if (m.type === "ended") {
       ended = true;
-      say("ended-" + m.reason, "live.end." + m.reason);
+      say("ended-" + m.reason, "onair.end." + m.reason);
       if (m.recording) {
         recording.hidden = false;
         recording.querySelector("a").href = "/app/announcements/" + encodeURIComponent(m.id);
@@ -86,17 +86,17 @@
     recording.hidden = true;
     elapsedEl.hidden = true;
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.AudioWorkletNode) {
-      say("refused", "live.refused." + (window.isSecureContext ? "unsupported" : "no_mic"));
+      say("refused", "onair.refused." + (window.isSecureContext ? "unsupported" : "no_mic"));
       return;
     }
     busy(true);
-    say("mic", "live.state.mic");
+    say("mic", "onair.state.mic");
     try {
       stream = await navigator.mediaDevices.getUserMedia({
         audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
       });
     } catch (e) {
-      say("refused", "live.refused.mic_denied");
+      say("refused", "onair.refused.mic_denied");
       cleanup();
       return;
     }
@@ -110,7 +110,7 @@
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(scheme + "//" + location.host + "/api/live/ws");
     ws.binaryType = "arraybuffer";
-    say("connecting", "live.state.connecting");
+    say("connecting", "onair.state.connecting");
     ws.onopen = () => {
       ws.send(JSON.stringify({
         type: "start",
@@ -127,7 +127,7 @@
     ws.onmessage = onMessage;
     ws.onclose = () => {
       if (!ended) {
-        say("ended-lost", "live.end.lost");
+        say("ended-lost", "onair.end.lost");
         cleanup();
       }
       ws = null;
@@ -139,7 +139,7 @@
     if (ws && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({ type: "stop" }));
       stopBtn.disabled = true;
-      say("stopping", "live.state.stopping");
+      say("stopping", "onair.state.stopping");
     }
   });
 })();
