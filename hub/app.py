@@ -46,6 +46,7 @@ from hub.events import (
 from hub.ingest.discovery import DeviceInfo, HomeAssistantMirror
 from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import MqttLink
+from hub.ingest.urgency import WatchedMetrics
 from hub.ingest.writer import DeviceRow, Ingest
 from hub.mirror import MqttMirror
 from hub.services.alerts import Alerts
@@ -464,6 +465,8 @@ def build_hub(
         return h.status if h else None
 
     rules = RulesEngine(store, clock, settings.tz, effects, device=device_view, status_of=status_of)
+    # A reading a rule watches is committed (and acted on) at once, not with its group.
+    ingest.watch(WatchedMetrics(rules))
     if settings.rules_file is not None:
         if settings.rules_file.exists():
             rules.seed(load_rules_file(settings.rules_file))

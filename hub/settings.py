@@ -176,6 +176,23 @@ class IngestSettings(_Model):
         ge=0,
         description="Home Assistant discovery configs the hub publishes at most (0: none).",
     )
+    commit_interval_s: float = Field(
+        10.0,
+        ge=0,
+        le=20,
+        description="Readings are committed (then acknowledged) together at most this long "
+        "after the first of them: fewer, fuller commits wear the SD card less. Status, button "
+        "and command events, a new device or metric, a health change and a reading a rule "
+        "watches commit at once. 0: commit as soon as the queue runs dry.",
+    )
+    device_flush_s: float = Field(
+        300.0,
+        ge=0,
+        le=3600,
+        description="Devices' rows (last seen, latest metrics) are written all together at "
+        "most this often; their live state is in memory and, after a crash, in the raw "
+        "readings. A new device and a health change are written at once.",
+    )
 
 
 class AdapterSettings(_Model):
@@ -200,9 +217,31 @@ def _default_adapters() -> dict[str, AdapterSettings]:
 
 class RetentionSettings(_Model):
     events_days: float = Field(
-        7, gt=0, description="Raw events (every reading) are kept this long."
+        2,
+        gt=0,
+        description="Raw readings (every value as sent) and events are kept this long; hourly "
+        "rollups beyond.",
+    )
+    raw_days_by_metric: dict[str, float] = Field(
+        default_factory=dict,
+        description="Metrics whose raw readings are kept longer (or shorter) than events_days, "
+        "in days, e.g. {water_level_cm = 30}; applies to readings stored from then on.",
     )
     rollup_days: float = Field(400, gt=0, description="Hourly metric rollups are kept this long.")
+    rollup_days_by_metric: dict[str, float] = Field(
+        default_factory=dict,
+        description="Metrics whose hourly rollups are kept another number of days than "
+        "rollup_days, e.g. {uptime_s = 30}.",
+    )
+
+    @field_validator("raw_days_by_metric", "rollup_days_by_metric")
+    @classmethod
+    def _days(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, d in v.items() if not d > 0]
+        if bad:
+            raise ValueError(f"days must be more than 0 (for {', '.join(sorted(bad))})")
+        return v
+
     dead_letters_days: float = Field(30, gt=0, description="Dead letters are kept this long.")
     alerts_days: float = Field(400, gt=0, description="Cleared alerts are kept this long.")
     feedback_days: float = Field(

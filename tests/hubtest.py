@@ -49,6 +49,10 @@ def hub_settings(broker: Broker, data_dir: Path, **env: str) -> Settings:
         "LANGSO_MQTT__RECONNECT_MIN_S": "1",
         "LANGSO_MQTT__RECONNECT_MAX_S": "1",
         "LANGSO_HTTP__PORT": str(free_port()),
+        # Each message committed as it comes (tests wait on it); a test of the grouped
+        # commits and the device rows' flush sets its own.
+        "LANGSO_INGEST__COMMIT_INTERVAL_S": "0",
+        "LANGSO_INGEST__DEVICE_FLUSH_S": "0",
         "LANGSO_AUDIO__SINK": "null",
         **env,
     }
@@ -157,6 +161,8 @@ class HubProcess:
             "LANGSO_MQTT__RECONNECT_MIN_S": "1",
             "LANGSO_MQTT__RECONNECT_MAX_S": "1",
             "LANGSO_HTTP__PORT": str(self.http_port),
+            "LANGSO_INGEST__COMMIT_INTERVAL_S": "0",
+            "LANGSO_INGEST__DEVICE_FLUSH_S": "0",
             "LANGSO_LOG_LEVEL": "WARNING",
             "LANGSO_AUDIO__SINK": "null",
             "LANGSO_ANNOUNCEMENTS__REQUIRE_CLOCK_SYNC": "false",

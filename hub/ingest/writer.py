@@ -1,13 +1,21 @@
 """Ingest: the writer thread that decodes, stores, then acknowledges every MQTT message.
 
-Flow per batch: decode with the adapters -> one SQLite transaction through
-:mod:`hub.store.ingest` (events, dead letters, devices, health changes) ->
-acknowledge every message of the batch -> publish the typed events
+Flow per group: decode with the adapters (as messages arrive) -> one SQLite transaction
+through :mod:`hub.store.ingest` (raw readings, events, dead letters, devices, health
+changes) -> acknowledge every message of the group -> publish the typed events
 (:mod:`hub.events`) on the dispatcher. A crash before the commit loses nothing
 (the broker re-sends what was not acknowledged); a crash between commit and
 acknowledgement re-sends messages already stored, and those re-deliveries (DUP
 flag, same packet id and content) are recognised and stored once.
-A commit the storage refuses (a full SD card, an I/O error) pauses the writer: the batch
+Commits are grouped in time (``ingest.commit_interval_s``): at a village's 20 readings a
+second, one commit every few seconds instead of one per message, which is what wears an
+SD card (bench/wear.py). What must not wait commits at once (:attr:`Group.urgent`):
+status, button and command events, a new device or metric, a health change, and a
+reading an enabled rule watches (:meth:`Ingest.watch`, :mod:`hub.ingest.urgency`), so the
+rules react as fast as with a commit per message. Devices' rows are written all
+together every ``ingest.device_flush_s`` (their live state is here, in memory; after a
+crash :meth:`Ingest._load` takes it from the newest raw readings).
+A commit the storage refuses (a full SD card, an I/O error) pauses the writer: the group
 stays decoded and unacknowledged (the broker keeps QoS 1 messages, its in-flight window
 and ``queue_max`` bound what waits here), the refusal goes to the one storage state
 (:mod:`hub.store.space`: the ``disk_full`` alert, health), and the same rows are tried
@@ -24,20 +32,18 @@ thread; ``call`` and ``call_wait`` hand a job to the writer thread from any thre
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import sqlite3
 import threading
+import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+import orjson
+
 from devices.adapters import Router
-from devices.events import AnnounceCommand, Availability, ButtonPress, DecodeError, Ignored, Reading
 from hub.clock import Clock
 from hub.events import (
     AlertChanged,
@@ -48,13 +54,17 @@ from hub.events import (
     StatusChange,
     Stored,
 )
-from hub.ingest.limits import RETAINED_COMMAND_REASON, TOO_MANY_NAMES, cap_names, replayed_command
+from hub.ingest.batch import DeviceRow, Group, IngestStats
+from hub.ingest.decode import Decoder, Watched
 from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import InboundMessage
 from hub.settings import Settings
 from hub.store import Store, immediate
 from hub.store import ingest as repo
+from hub.store import readings as raw
 from hub.store.space import StorageState, root_cause
+
+__all__ = ["DEVICE_FLUSH_S", "DeviceRow", "Ingest", "IngestStats", "Watched"]
 
 log = logging.getLogger(__name__)
 
@@ -63,72 +73,14 @@ log = logging.getLogger(__name__)
 #: message only once the previous one under it was acknowledged, i.e. committed.
 PACKET_IDS = 65_536
 
-#: A device's row (last_seen, latest metrics) is rewritten at most this often while it
-#: streams; the events table has every reading, and ``tick`` writes what is left over.
+#: With ``ingest.device_flush_s`` = 0, a device's row is rewritten at most this often
+#: while it streams (by the hub's clock), and ``tick`` writes what is left over.
 DEVICE_FLUSH_S = 2.0
 
 #: A refused commit is tried again after this long, doubling up to RETRY_MAX_S (real
 #: seconds: the broker and the disk live in real time).
 RETRY_MIN_S = 0.25
 RETRY_MAX_S = 8.0
-
-
-@dataclass(slots=True)
-class IngestStats:
-    received: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    ignored: int = 0
-    dead_letters: int = 0
-    internal_errors: int = 0
-    batches: int = 0
-    commit_failures: int = 0
-    #: Jobs refused while the writer is paused and its inbox is full (periodic ticks).
-    jobs_dropped: int = 0
-    last_progress: float = 0.0  # monotonic time of the last committed batch
-    #: Counts the commits that may have changed the devices or alerts tables (readers key
-    #: their caches on it: the same generation, the same rows).
-    generation: int = 0
-    last_error: str | None = None
-    dead_by_reason: dict[str, int] = field(default_factory=dict)
-
-
-#: Events that come from a device (everything but Ignored).
-Devicelike = Reading | Availability | ButtonPress | AnnounceCommand
-
-
-def digest(topic: str, payload: bytes) -> bytes:
-    return hashlib.blake2b(topic.encode() + b"\0" + payload, digest_size=8).digest()
-
-
-def _epoch(ts: datetime | None, fallback: float) -> float:
-    return ts.timestamp() if ts is not None else fallback
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """A batch decoded, its health observed: what one transaction writes. Made once per
-    batch, so a retried commit writes the same rows and loses no health change."""
-
-    batch: list[InboundMessage]
-    event_rows: list[repo.EventRow]
-    dead_rows: list[repo.DeadRow]
-    stored: list[Stored]
-    touched: dict[str, DeviceRow]
-    changes: list[Change]
-    seen_now: dict[int, int]  # packet id -> digest, remembered once committed
-
-
-@dataclass(slots=True)
-class DeviceRow:
-    id: str
-    kind: str
-    source: str
-    name: str | None
-    last_seen: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    info: dict[str, object] = field(default_factory=dict)
-    written_at: float = float("-inf")  # monotonic time of its last write
 
 
 class Ingest:
@@ -152,8 +104,8 @@ class Ingest:
         self.storage = storage or StorageState(store, settings.data_dir, clock)
         #: Monotonic time the writer paused (a refused commit), None while it writes.
         self.paused_since: float | None = None
-        self._held: _Prepared | None = None  # the batch a refused commit holds
-        self._holding = 0  # its size, for ``pending``
+        self._holding = 0  # the size of the group a refused commit holds, for ``pending``
+        self._open = 0  # messages in the group not yet committed
         self._ack: Callable[[Sequence[int]], None] = _no_ack
         self.stats = IngestStats()
         # paho thread -> writer: deque.append/popleft are atomic; the event wakes an idle
@@ -169,8 +121,13 @@ class Ingest:
         # 512 KiB, where a set of recent (id, digest) pairs took about 6 MB.
         self._last_digest = array("Q", bytes(8 * PACKET_IDS))
         self._devices: dict[str, DeviceRow] = {}
-        self._max_names = settings.ingest.max_metrics_per_device
+        self._decoder = Decoder(
+            settings, router, monitor, self.stats, self._devices, self._last_digest
+        )
         self._dirty: dict[str, DeviceRow] = {}  # changed in memory, row not yet written
+        self._flushed = time.monotonic()  # real time all dirty rows were last written
+        self._codes = raw.Codes()
+        self._last_ms: dict[tuple[int, int], tuple[int, int]] = {}
         self._load()
 
     # -- start-up ------------------------------------------------------------------------
@@ -178,19 +135,38 @@ class Ingest:
         """Remember what the last run committed: devices, health and recent packet ids."""
         conn = self.conn
         open_alerts = repo.open_alerts(conn)
-        for row in repo.devices(conn):
+        rows = repo.devices(conn)
+        for row in rows:
             device_id, kind, last_seen = row["id"], row["kind"], row["last_seen"]
-            metrics, info = json.loads(row["metrics"]), json.loads(row["info"])
+            metrics, info = orjson.loads(row["metrics"]), orjson.loads(row["info"])
             self._devices[device_id] = DeviceRow(
                 device_id, kind, row["source"], row["name"], last_seen or 0.0, metrics, info
             )
+        self._catch_up()
+        for row in rows:
+            dev = self._devices[row["id"]]
             self.monitor.restore(
-                device_id, kind, row["status"], last_seen, open_alerts.get(device_id, ())
+                dev.id, dev.kind, row["status"], dev.last_seen, open_alerts.get(dev.id, ())
             )
         last = self._last_digest
-        for mid, d in repo.last_digests(conn, PACKET_IDS):
+        for mid, d in repo.last_digests(conn):
             if 0 < mid < PACKET_IDS and d:
                 last[mid] = int.from_bytes(d, "big")
+
+    def _catch_up(self) -> None:
+        """Device rows are written every ``device_flush_s``: a crash leaves them behind the
+        raw readings by up to that long. Those readings bring them up to date."""
+        seen = [d.last_seen for d in self._devices.values() if d.last_seen]
+        if not seen:
+            return
+        since = max(seen) - self.settings.ingest.device_flush_s - 60.0
+        for device_id, _ts, received, metrics in repo.catch_up_rows(self.conn, since):
+            dev = self._devices.get(device_id)
+            if dev is None or received < dev.last_seen:
+                continue
+            dev.metrics.update(metrics)
+            dev.last_seen = received
+            self._dirty[device_id] = dev
 
     def start(self, ack: Callable[[Sequence[int]], None]) -> None:
         """``ack``: the MQTT link's batch acknowledgement, called after each commit."""
@@ -198,6 +174,11 @@ class Ingest:
         self.stats.last_progress = self.clock.monotonic()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
+
+    def watch(self, watched: Watched) -> None:
+        """What makes a reading urgent besides a new device or metric or a health change: a
+        rule watching it (:class:`hub.ingest.urgency.WatchedMetrics`). Any thread."""
+        self._decoder.watched = watched
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread is not None:
@@ -219,8 +200,8 @@ class Ingest:
 
     @property
     def pending(self) -> int:
-        """Messages (and jobs) waiting, with the batch a refused commit holds."""
-        return len(self._inbox) + self._holding
+        """Messages (and jobs) waiting, with the group not yet committed."""
+        return len(self._inbox) + max(self._holding, self._open)
 
     # -- paho network thread -----------------------------------------------------------
     def submit(self, msgs: list[InboundMessage]) -> None:
@@ -274,41 +255,32 @@ class Ingest:
 
     # -- writer thread -----------------------------------------------------------------
     def _run(self) -> None:
-        flush_s = self.settings.ingest.flush_ms / 1000
+        interval = self.settings.ingest.commit_interval_s
         size = self.settings.ingest.batch_size
+        group: Group | None = None
         while True:
             if not self._inbox:
-                self._wake.wait()
+                # Real time: the broker and the disk live in it (a test's clock may not move).
+                left = None if group is None else group.opened + interval - time.monotonic()
+                if left is None or left > 0:
+                    self._wake.wait(left)
             self._wake.clear()
-            if not self._inbox:
-                continue
-            item = self._inbox.popleft()
-            if item is None:
-                self._flush_devices()
-                return
-            batch: list[InboundMessage] = []
-            jobs: list[Callable[[], None]] = []
-            stop = False
-            (batch if isinstance(item, InboundMessage) else jobs).append(item)  # type: ignore[arg-type]
-            deadline = self.clock.monotonic() + flush_s
-            # Commit when the queue runs dry (the socket is idle), when the batch is full,
-            # or at the flush deadline: never wait for a full batch, as the broker stops
-            # sending once its in-flight window of unacknowledged messages is used up.
-            while len(batch) < size and self.clock.monotonic() < deadline:
-                try:
-                    nxt = self._inbox.popleft()
-                except IndexError:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                if isinstance(nxt, InboundMessage):
-                    batch.append(nxt)
-                else:
-                    jobs.append(nxt)
+            room = size - (len(group.batch) if group is not None else 0)
+            batch, jobs, stop = self._take(room)
             self._space.set()
             if batch:
-                self._commit_with_retry(batch)
+                if group is None:
+                    group = Group(time.monotonic())
+                self._decoder.prepare(batch, group)
+                self._open = len(group.batch)
+            if group is not None and (
+                stop
+                or group.urgent
+                or len(group.batch) >= size
+                or time.monotonic() - group.opened >= interval
+            ):
+                self._commit_with_retry(group)
+                group, self._open = None, 0
             for job in jobs:
                 try:
                     job()
@@ -322,6 +294,28 @@ class Ingest:
             if stop:
                 self._flush_devices()
                 return
+
+    def _take(self, room: int) -> tuple[list[InboundMessage], list[Callable[[], None]], bool]:
+        """Messages (up to ``room``) and jobs waiting; True when told to stop. Takes until
+        the queue runs dry, the batch is full or ``flush_ms`` passed: never waits for a full
+        batch (the broker stops sending once its in-flight window is used up)."""
+        batch: list[InboundMessage] = []
+        jobs: list[Callable[[], None]] = []
+        deadline = self.clock.monotonic() + self.settings.ingest.flush_ms / 1000
+        while len(batch) < max(room, 1):
+            try:
+                nxt = self._inbox.popleft()
+            except IndexError:
+                break
+            if nxt is None:
+                return batch, jobs, True
+            if isinstance(nxt, InboundMessage):
+                batch.append(nxt)
+            else:
+                jobs.append(nxt)
+            if batch and self.clock.monotonic() >= deadline:
+                break
+        return batch, jobs, False
 
     def _jobs_while_paused(self) -> None:
         """The held batch waits; the jobs queued behind it do not: the watchdog's probe
@@ -349,17 +343,17 @@ class Ingest:
                     log.exception("ingest job failed while ingest is paused")
                 self._rollback()
 
-    def _commit_with_retry(self, batch: list[InboundMessage]) -> None:
-        """Commit the batch; while the storage refuses, hold it (unacknowledged) and try
+    def _commit_with_retry(self, group: Group) -> None:
+        """Commit the group; while the storage refuses, hold it (unacknowledged) and try
         again with a bounded back-off. Logs once when it pauses, once when it resumes."""
         delay = RETRY_MIN_S
         attempts = 0
         while True:
             try:
-                self._process(batch)
+                self._process(group)
             except Exception as e:
                 attempts += 1
-                self._failed(e, len(batch), first=attempts == 1)
+                self._failed(e, len(group.batch), first=attempts == 1)
                 self._jobs_while_paused()
                 if self._stopping.wait(delay):
                     return
@@ -401,158 +395,67 @@ class Ingest:
 
     def _rollback(self) -> None:
         """SQLite may have rolled back by itself (SQLITE_FULL) or not (a failed COMMIT):
-        a transaction left open would refuse every later BEGIN."""
+        a transaction left open would refuse every later BEGIN. Names numbered in it are
+        numbered again."""
+        self._codes.forget()
         with contextlib.suppress(sqlite3.Error):
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
 
-    def _process(self, batch: list[InboundMessage]) -> None:
-        """Decode (once per batch), commit, acknowledge, publish."""
-        held = self._held
-        if held is None or held.batch is not batch:
-            held = self._held = self._prepare(batch)
-        self._commit(held)
-        self._held = None
+    def _process(self, p: Group) -> None:
+        """Commit, acknowledge, publish (tests replace it to make the storage refuse)."""
+        self._commit(p)
 
-    def _prepare(self, batch: list[InboundMessage]) -> _Prepared:
-        st = self.stats
-        cap = self.settings.ingest.max_payload_bytes
-        keep = self.settings.ingest.dead_letter_bytes
-        p = _Prepared(batch, [], [], [], {}, [], {})
-        event_rows, dead_rows, stored = p.event_rows, p.dead_rows, p.stored
-        touched, changes, seen_now = p.touched, p.changes, p.seen_now
-        last = self._last_digest
-        for m in batch:
-            st.received += 1
-            d = digest(m.topic, m.payload)
-            if m.qos > 0:
-                key = int.from_bytes(d, "big")
-                if m.dup and (last[m.mid] == key or seen_now.get(m.mid) == key):
-                    st.duplicates += 1
-                    continue
-                seen_now[m.mid] = key
-            try:
-                if len(m.payload) > cap:
-                    raise DecodeError(f"payload too large: {len(m.payload)} bytes > {cap}")
-                events = self.router.parse(m.topic, m.payload)
-            except DecodeError as e:
-                dead_rows.append(self._dead(m, str(e), d, keep))
-                continue
-            except Exception as e:
-                # A bug in an adapter must cost one message, never the hub.
-                st.internal_errors += 1
-                st.last_error = f"decoding {m.topic}: {type(e).__name__}: {e}"
-                log.exception("adapter failed on %s", m.topic)
-                dead_rows.append(self._dead(m, f"internal error: {type(e).__name__}: {e}", d, keep))
-                continue
-            for ev in events:
-                if isinstance(ev, Ignored):
-                    st.ignored += 1
-                    continue
-                if replayed_command(ev, m.retain):
-                    dead_rows.append(self._dead(m, RETAINED_COMMAND_REASON, d, keep))
-                    continue
-                if type(ev) is Reading:
-                    dev = self._devices.get(ev.device_id)
-                    capped = (
-                        cap_names(ev, {}, {}, self._max_names)
-                        if dev is None
-                        else cap_names(ev, dev.metrics, dev.info, self._max_names)
-                    )
-                    if capped is not None:
-                        trimmed, reason = capped
-                        dead_rows.append(self._dead(m, reason, d, keep, TOO_MANY_NAMES))
-                        if trimmed is None:
-                            continue
-                        ev = trimmed
-                try:
-                    row = self._event_row(ev, m, d, touched, changes)
-                except Exception as e:
-                    st.internal_errors += 1
-                    st.last_error = f"handling {m.topic}: {type(e).__name__}: {e}"
-                    log.exception("handling an event from %s failed", m.topic)
-                    dead_rows.append(
-                        self._dead(m, f"internal error: {type(e).__name__}: {e}", d, keep)
-                    )
-                    break
-                event_rows.append(row)
-                stored.append(Stored(ev, m.received_at, m.topic))
-        return p
-
-    def _commit(self, p: _Prepared) -> None:
+    def _commit(self, p: Group) -> None:
         st = self.stats
         with immediate(self.conn) as conn:
+            raw.insert_readings(
+                conn, repo.reading_rows(conn, self._codes, p.readings, self._last_ms)
+            )
             repo.insert_events(conn, p.event_rows)
             repo.insert_dead_letters(conn, p.dead_rows)
-            mono = self.clock.monotonic()
-            due = [r for r in p.touched.values() if mono - r.written_at >= DEVICE_FLUSH_S]
+            repo.remember_digests(conn, p.seen_now)
+            due = self._due(p)
             repo.upsert_devices(conn, due)
             repo.write_changes(conn, p.changes)
-        for dev in due:
-            dev.written_at = mono
+        self._written(due)
         # By what this commit wrote, not by the time: on a clock that did not move since
         # the last write (a coarse or a fake one), "written_at == now" would take a row
         # changed since for one written, and its latest metrics would never reach the file.
         written = {dev.id for dev in due}
         for dev in p.touched.values():
-            if dev.id in written:
-                self._dirty.pop(dev.id, None)
-            else:
+            if dev.id not in written:
                 self._dirty[dev.id] = dev
         # Committed: now, and only now, the broker may forget these messages.
         last = self._last_digest
         for mid, key in p.seen_now.items():
             last[mid] = key
         self._ack([m.mid for m in p.batch if m.qos > 0])
-        st.stored += len(p.event_rows)
+        st.stored += len(p.stored)
         st.dead_letters += len(p.dead_rows)
         st.batches += 1
+        if p.urgent:
+            st.urgent_commits += 1
         if due or p.changes:
             st.generation += 1
         st.last_progress = self.clock.monotonic()
         self._publish(p.stored, p.changes)
 
-    def _dead(
-        self, m: InboundMessage, reason: str, d: bytes, keep: int, cls: str | None = None
-    ) -> repo.DeadRow:
-        # ``cls`` names the reason for the counters when the reason itself names a device
-        # (a label per device would make /metrics as unbounded as what it counts).
-        cls = cls or reason.split(":")[0]
-        self.stats.dead_by_reason[cls] = self.stats.dead_by_reason.get(cls, 0) + 1
-        return (m.received_at, m.topic, m.payload[:keep], len(m.payload), reason, m.mid, d)
-
-    def _event_row(
-        self,
-        ev: Devicelike,
-        m: InboundMessage,
-        d: bytes,
-        touched: dict[str, DeviceRow],
-        changes: list[Change],
-    ) -> repo.EventRow:
-        etype, data = repo.event_data(ev)
-        ts = _epoch(ev.ts, m.received_at)
-        if isinstance(ev, AnnounceCommand):
-            # A command, not a device: it is logged as an event, but makes no device row
-            # (there was a phantom device `cmd`, with a health and alerts of its own).
-            return (ts, m.received_at, ev.device_id, etype, m.topic, data, m.mid, d)
-        dev = self._touch(ev, m.received_at, touched)
-        if isinstance(ev, Reading):
-            dev.metrics.update(ev.metrics)
-            dev.info.update(ev.info)
-        if isinstance(ev, Reading | Availability):
-            changes.extend(self.monitor.observe(ev, m.received_at))
-        return (ts, m.received_at, ev.device_id, etype, m.topic, data, m.mid, d)
-
-    def _touch(self, ev: Devicelike, at: float, touched: dict[str, DeviceRow]) -> DeviceRow:
-        device_id = ev.device_id
-        dev = self._devices.get(device_id)
-        if dev is None:
-            override = self.settings.health.devices.get(device_id)
-            name = override.name if override else None
-            dev = self._devices[device_id] = DeviceRow(device_id, ev.kind, ev.source, name, at)
-        dev.last_seen = at
-        touched[device_id] = dev
-        return dev
+    def _due(self, p: Group) -> list[DeviceRow]:
+        """The device rows this commit writes: new ones always; with ``device_flush_s``
+        every dirty row once that long passed (all together: they share pages), else (0)
+        each touched row not written for ``DEVICE_FLUSH_S``."""
+        flush_s = self.settings.ingest.device_flush_s
+        if flush_s == 0:
+            mono = self.clock.monotonic()
+            return [r for r in p.touched.values() if mono - r.written_at >= DEVICE_FLUSH_S]
+        new = [r for r in p.touched.values() if r.written_at == float("-inf")]
+        if time.monotonic() - self._flushed < flush_s:
+            return new
+        self._flushed = time.monotonic()
+        rows = {r.id: r for r in self._dirty.values()}
+        rows.update((r.id, r) for r in p.touched.values())
+        return list(rows.values())
 
     def _publish(self, stored: list[Stored], changes: list[Change]) -> None:
         """After the commit: each change, then the batch (writer thread)."""
@@ -573,15 +476,20 @@ class Ingest:
 
     # -- periodic work (writer thread) ----------------------------------------------------
     def tick(self) -> None:
-        """Silence and tolerance timers: queued by the hub's timer, run here."""
+        """Silence and tolerance timers, and the device rows when due: queued by the hub's
+        timer, run here."""
         now = self.clock.now().timestamp()
         changes = self.monitor.tick(now)
-        dirty = list(self._dirty.values())
+        flush_s = self.settings.ingest.device_flush_s
+        due = flush_s == 0 or time.monotonic() - self._flushed >= flush_s
+        dirty = list(self._dirty.values()) if due else []
         if not changes and not dirty:
             return
         with immediate(self.conn) as conn:
             repo.upsert_devices(conn, dirty)
             repo.write_changes(conn, changes)
+        if dirty:
+            self._flushed = time.monotonic()
         self._written(dirty)
         self.stats.generation += 1
         self._publish([], changes)

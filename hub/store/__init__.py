@@ -192,6 +192,43 @@ MIGRATIONS: list[str] = [
     ALTER TABLE announcements ADD COLUMN rate REAL;
     ALTER TABLE announcements ADD COLUMN sentence_pause_s REAL;
     """,
+    # 15: a year on an SD card (hub/store/readings.py says why): raw readings time-major and
+    # packed, names as numbers, rollups hour-major, the packet ids' digests in a table of
+    # their own. The JSON readings of ``events`` are converted after this script, in
+    # chunks of their own transactions (``readings_json`` marks the work left), by
+    # hub/store/upgrade.py.
+    """
+    CREATE TABLE codes(
+        id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, UNIQUE(kind, name));
+    CREATE TABLE readings(
+        keep INTEGER NOT NULL, slot INTEGER NOT NULL, device INTEGER NOT NULL,
+        ms INTEGER NOT NULL, lag INTEGER NOT NULL, topic INTEGER NOT NULL,
+        info INTEGER NOT NULL, vals BLOB NOT NULL,
+        PRIMARY KEY(keep, slot, device, ms)) WITHOUT ROWID;
+    CREATE TABLE rollups(
+        hour INTEGER NOT NULL, device INTEGER NOT NULL, metric INTEGER NOT NULL,
+        n INTEGER NOT NULL, k INTEGER NOT NULL, lo NOT NULL, hi NOT NULL, total NOT NULL,
+        PRIMARY KEY(hour, device, metric)) WITHOUT ROWID;
+    CREATE TABLE mqtt_seen(mid INTEGER PRIMARY KEY, digest BLOB NOT NULL);
+    INSERT OR IGNORE INTO codes(kind, name) SELECT DISTINCT 'd', device_id FROM metrics_rollup;
+    INSERT OR IGNORE INTO codes(kind, name) SELECT DISTINCT 'm', name FROM metrics_rollup;
+    INSERT INTO rollups(hour, device, metric, n, k, lo, hi, total)
+        SELECT CAST(r.hour / 3600 AS INTEGER), d.id, m.id, r.n, 0, r.min, r.max, r.sum
+        FROM metrics_rollup r JOIN codes d ON d.kind = 'd' AND d.name = r.device_id
+        JOIN codes m ON m.kind = 'm' AND m.name = r.name ORDER BY 1, 2, 3;
+    DROP TABLE metrics_rollup;
+    INSERT OR REPLACE INTO mqtt_seen(mid, digest)
+        SELECT mid, digest FROM (
+            SELECT received_at, id, mid, digest FROM (SELECT received_at, id, mid, digest
+                FROM events WHERE mid IS NOT NULL AND digest IS NOT NULL
+                ORDER BY id DESC LIMIT 65536)
+            UNION ALL SELECT received_at, id, mid, digest FROM (SELECT received_at, id, mid,
+                digest FROM dead_letters WHERE mid IS NOT NULL AND digest IS NOT NULL
+                ORDER BY id DESC LIMIT 65536))
+        ORDER BY received_at, id;
+    INSERT INTO meta(key, value) VALUES ('readings_json', '0')
+        ON CONFLICT(key) DO UPDATE SET value = '0';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -302,6 +339,10 @@ class Store:
                 for stmt in _statements(MIGRATIONS[i]):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version={i + 1}")
+        # Work a migration leaves in chunks (each its own transaction, resumed after a cut).
+        from hub.store.upgrade import convert_json_readings
+
+        convert_json_readings(conn)
 
     def connection(self) -> sqlite3.Connection:
         """A connection of the calling thread (API worker threads each get one)."""
@@ -319,15 +360,17 @@ class Store:
         return conn
 
     def writer_connection(self) -> sqlite3.Connection:
-        """The ingest writer's connection, tuned for its batches of inserts.
+        """The ingest writer's connection, tuned for few writes (an SD card wears by them).
 
-        Each batch dirties about one page of ``events_device_ts`` per device in it, and
-        every commit appends those pages to the WAL. A 4 MiB page cache (default 2 MiB)
-        keeps those pages of 500 devices in memory between batches; checkpointing every
-        4,000 WAL pages (16 MiB; default 1,000) copies a page that changed in many
-        batches back to the database once, not once per 1,000 pages. Measured (400,000
-        rows, 500 devices, 2,000-row batches): 7.0 µs CPU per row instead of 9.8.
-        ``journal_size_limit`` truncates the WAL file back to 32 MiB after a checkpoint.
+        Each commit appends the pages it dirtied to the WAL (synchronous=NORMAL: no fsync
+        per commit, only at checkpoints); a checkpoint copies each page changed since the
+        last one back to the database once. Time-major tables (:mod:`hub.store.readings`)
+        make a commit dirty the same last pages as the one before, so the bigger the WAL
+        between checkpoints, the more of those rewrites a checkpoint folds into one copy:
+        4,000 pages (16 MiB; default 1,000), about an hour of a village's readings.
+        ``journal_size_limit`` truncates the WAL back to 32 MiB after a checkpoint; a 4 MiB
+        page cache (default 2 MiB) keeps the tables' last pages and the devices in memory
+        between commits, so a commit reads nothing back from the card.
         """
         conn = self.new_connection()
         conn.execute("PRAGMA cache_size=-4096")

@@ -11,6 +11,8 @@ import json
 import sqlite3
 from typing import Any
 
+from hub.store import readings as raw
+
 PHONE_KEY = "clock_phone_set"
 
 
@@ -35,6 +37,11 @@ def save_phone_mark(conn: sqlite3.Connection, mark: dict[str, Any]) -> None:
 
 
 def newest_event(conn: sqlite3.Connection) -> float | None:
-    """When the newest event was received (the newest row by id: no scan)."""
+    """When the newest event or reading was received (the newest event by id, the last
+    slot of the readings: no scan)."""
     row = conn.execute("SELECT received_at FROM events ORDER BY id DESC LIMIT 1").fetchone()
-    return None if row is None else float(row[0])
+    times = [float(row[0])] if row is not None else []
+    reading = raw.newest_received(conn)
+    if reading is not None:
+        times.append(reading)
+    return max(times, default=None)

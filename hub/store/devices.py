@@ -1,7 +1,7 @@
 """Devices repository: what ingest stored about the devices, read for the API and the pages.
 
-The ``devices``, ``events``, ``metrics_rollup`` and ``dead_letters`` tables are written
-by the ingest writer (hub.ingest) and trimmed by retention; here they are read, through
+The ``devices``, ``events``, ``readings``, ``rollups`` and ``dead_letters`` tables are
+written by the ingest writer (hub.ingest) and retention; here they are read, through
 the calling thread's connection, into small frozen records. The one write is a device's
 names (:func:`set_naming`, a technician's, from the devices service): columns of their own,
 which the writer's upsert never touches.
@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hub.clock import iso
+from hub.store import codec
+from hub.store import readings as raw
 
 Point = tuple[float, float]  # (epoch seconds UTC, value)
 #: What the monitor says of a device (hub.events.DeviceStatus), in the order pages list them.
@@ -156,8 +159,12 @@ def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
 def events(
     conn: sqlite3.Connection, device_id: str | None, since: float | None, limit: int
 ) -> list[LoggedEvent]:
-    """The event log, newest first: of one device (or all), from ``since`` (or ever)."""
-    sql, args = "SELECT * FROM events WHERE 1=1", list[object]()
+    """The event log, newest first: of one device (or all), from ``since`` (or ever).
+
+    Status, button and command events are rows of ``events``; readings are rebuilt from
+    the raw readings (:mod:`hub.store.readings`) as the JSON rows they once were:
+    ``{"metrics": {...}, "info": {...}}``, the info being the newest the device sent."""
+    sql, args = "SELECT * FROM events WHERE type != 'info'", list[object]()
     if device_id:
         sql += " AND device_id=?"
         args.append(device_id)
@@ -165,7 +172,7 @@ def events(
         sql += " AND ts >= ?"
         args.append(since)
     rows = conn.execute(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*args, limit])
-    return [
+    out = [
         LoggedEvent(
             r["id"],
             r["ts"],
@@ -177,6 +184,56 @@ def events(
         )
         for r in rows
     ]
+    out += _readings_logged(conn, device_id, since, limit)
+    out.sort(key=lambda e: (e.ts, e.id), reverse=True)
+    return out[:limit]
+
+
+def _readings_logged(
+    conn: sqlite3.Connection, device_id: str | None, since: float | None, limit: int
+) -> list[LoggedEvent]:
+    t0 = since if since is not None else 0.0
+    if device_id:
+        device = raw.code_of(conn, "d", device_id)
+        if device is None:
+            return []
+        found = [
+            (k, slot, device, ms, lag, topic, info, vals)
+            for k, slot, ms, lag, topic, info, vals in raw.device_rows(
+                conn, device, t0, raw.FOREVER, newest_first=True, limit=limit
+            )
+        ]
+    else:
+        found = [r for r in raw.all_rows_newest(conn, since, limit) if raw.row_ts(r[1], r[3]) >= t0]
+    if not found:
+        return []
+    devices, metrics, topics = (raw.names(conn, k) for k in ("d", "m", "t"))
+    # A reading's metrics of several retention classes are one row each: one event again.
+    merged: dict[tuple[int, int, int, int, int], tuple[int, dict[str, object]]] = {}
+    for _keep, slot, device, ms, lag, topic, info, vals in found:
+        key = (slot, ms, device, lag, topic)
+        entry = merged.setdefault(key, (info, {}))
+        m = entry[1]
+        for code, v in codec.decode(vals):
+            m[metrics.get(code, str(code))] = v
+    out = []
+    for (slot, ms, device, lag, topic), (info, m) in merged.items():
+        ts = raw.row_ts(slot, ms)
+        name = devices.get(device, "")
+        data: dict[str, Any] = {"metrics": m}
+        if info:
+            row = conn.execute(
+                "SELECT data FROM events WHERE device_id=? AND type='info' AND ts <= ?"
+                " ORDER BY ts DESC LIMIT 1",
+                (name, ts),
+            ).fetchone()
+            if row is not None:
+                data["info"] = json.loads(row[0])
+        rid = (slot * raw.SLOT_MS + ms) * 65_536 + device % 65_536
+        out.append(
+            LoggedEvent(rid, ts, ts + lag / 1000, name, "reading", topics.get(topic, ""), data)
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,39 +256,21 @@ class Bucket:
 # source rows, readings, sum of their times, sum of their values, min, max.
 _Part = tuple[int, int, int, float, float, float, float]
 
-# The bucket index of a time (parameters: t0, width). A plain expression: SQLite sorts
-# the groups by it, and clamping it here doubled the time of a year's read.
-_INDEX = "CAST(({t} - ?1) / ?2 AS INTEGER)"
-
-
-def _raw_values(select: str) -> str:
-    """One metric's numeric raw readings of a device in [t0, t1] (parameters ?4 to ?7).
-
-    ``LIMIT -1 OFFSET 0`` keeps SQLite from flattening the subquery into the aggregate,
-    which would parse each row's JSON once per use of ``v`` (SQLite 3.40 has no parse
-    cache): a day of one device's readings took 24 ms instead of 15 here."""
-    return (
-        f"SELECT {select} FROM (SELECT ts,"
-        " json_extract(data, '$.metrics.' || json_quote(?4)) AS v FROM events"
-        " WHERE device_id=?5 AND type='reading' AND ts >= ?6 AND ts <= ?7 LIMIT -1 OFFSET 0)"
-        " WHERE typeof(v) IN ('integer', 'real')"
-    )
-
-
-# The hours that end by the split (?6) with their middle in [t0, t1].
+# The rollup hours of one series whose middle is in [t0, t1] and that end by the split: a
+# lookup per hour (the table is hour-major), parameters: first hour, last hour, device,
+# metric, t0 (?5), bucket width (?6).
 _ROLLUPS = (
-    " FROM metrics_rollup WHERE device_id=?5 AND name=?4 AND hour >= ?1 - 1800"
-    " AND hour <= ?6 - 3600 AND hour <= ?7 - 1800"
+    "WITH RECURSIVE h(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM h WHERE x < ?2)"
+    " SELECT {select} FROM h CROSS JOIN rollups r"
+    " WHERE r.hour = h.x AND r.device = ?3 AND r.metric = ?4"
 )
+_SC = raw.SCALE_SQL.replace("k", "r.k")
 
 
 def oldest_reading(conn: sqlite3.Connection, device_id: str, t0: float, t1: float) -> float | None:
     """The time of a device's oldest raw reading kept in [t0, t1] (any metric)."""
-    row = conn.execute(
-        "SELECT min(ts) FROM events WHERE device_id=? AND ts >= ? AND ts <= ? AND type='reading'",
-        (device_id, t0, t1),
-    ).fetchone()
-    return None if row[0] is None else float(row[0])
+    device = raw.code_of(conn, "d", device_id)
+    return None if device is None else raw.oldest_ts(conn, device, t0, t1)
 
 
 def series(
@@ -246,50 +285,43 @@ def series(
     """One metric over [t0, t1] in at most ``points`` buckets of (t1 - t0) / points seconds,
     oldest first: the hourly rollups of the hours ending by ``split``, raw readings from it.
 
-    The aggregation runs in SQLite (a year of rollups is one index range, never a list
-    in Python); nothing is cut, so the newest readings are always in the last bucket.
-    When every source row fits in ``points``, the rows themselves are returned.
+    The rollups are aggregated in SQLite (a year of them is a lookup per hour, never a
+    list in Python); nothing is cut, so the newest readings are always in the last
+    bucket. When every source row fits in ``points``, the rows themselves are returned.
     """
+    device, metric = raw.code_of(conn, "d", device_id), raw.code_of(conn, "m", name)
+    if device is None or metric is None:
+        return []
     width = (t1 - t0) / points or 1.0
     raw_from = max(t0, split)
-    bound = (t0, width, points - 1, name, device_id)
     parts: list[_Part] = []
-    if split > t0:
-        sql = (
-            f"SELECT {_INDEX.format(t='(hour + 1800)')} AS k, count(*), sum(n),"
-            f" sum(hour * n) + 1800 * sum(n), sum(sum), min(min), max(max) {_ROLLUPS} GROUP BY k"
+    first = math.ceil((t0 - 1800) / 3600)
+    last = math.floor(min(split - 3600, t1 - 1800) / 3600)
+    hours = (first, last, device, metric, t0, width)
+    if split > t0 and first <= last:
+        sql = _ROLLUPS.format(
+            select="CAST((r.hour * 3600 + 1800 - ?5) / ?6 AS INTEGER) AS b, count(*), sum(r.n),"
+            f" sum((r.hour * 3600 + 1800) * r.n), sum(r.total / {_SC}), min(r.lo / {_SC}),"
+            f" max(r.hi / {_SC})"
         )
-        parts += conn.execute(sql, (*bound, split, t1)).fetchall()
-    if raw_from <= t1:
-        select = (
-            f"{_INDEX.format(t='ts')} AS k, count(*), count(*), sum(ts), sum(v), min(v), max(v)"
-        )
-        parts += conn.execute(
-            _raw_values(select) + " GROUP BY k", (*bound, raw_from, t1)
-        ).fetchall()
-    rows = sum(p[1] for p in parts)
-    out = _as_stored(conn, bound, split, raw_from, t1) if rows <= points else _merged(parts, points)
+        parts += conn.execute(sql + " GROUP BY b", hours).fetchall()
+    values = raw.series_points(conn, device, metric, raw_from, t1) if raw_from <= t1 else []
+    rows = sum(p[1] for p in parts) + len(values)
+    if rows <= points:
+        out: list[Bucket] = []
+        if parts:
+            sql = _ROLLUPS.format(
+                select=f"r.hour * 3600 + 1800, r.total / {_SC} / r.n, r.lo / {_SC},"
+                f" r.hi / {_SC}, r.n, ?5, ?6"
+            )
+            out += [Bucket(*r[:5]) for r in conn.execute(sql, hours)]
+        out += [Bucket(ts, v, v, v, 1) for ts, v in values]
+    else:
+        parts += [(int((ts - t0) / width), 1, 1, ts, v, v, v) for ts, v in values]
+        out = _merged(parts, points)
     # The pages this read cached are one device's: no other request is likely to want
     # them, and with a connection per request thread the caches add up (40 x 2 MiB).
     release_memory(conn)
-    return out
-
-
-def _as_stored(
-    conn: sqlite3.Connection,
-    bound: tuple[float, float, int, str, str],
-    split: float,
-    raw_from: float,
-    t1: float,
-) -> list[Bucket]:
-    """The source rows themselves (few: at most a chart's points), oldest first."""
-    out: list[Bucket] = []
-    if split > bound[0]:
-        sql = f"SELECT hour + 1800, sum / n, min, max, n {_ROLLUPS} ORDER BY hour"
-        out += [Bucket(*r) for r in conn.execute(sql, (*bound, split, t1))]
-    if raw_from <= t1:
-        sql = _raw_values("ts, v") + " ORDER BY ts"
-        out += [Bucket(ts, v, v, v, 1) for ts, v in conn.execute(sql, (*bound, raw_from, t1))]
     return out
 
 

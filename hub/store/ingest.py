@@ -1,8 +1,12 @@
-"""Ingest repository: the writer thread's SQL (events, dead letters, devices, health).
+"""Ingest repository: the writer thread's SQL (readings, events, dead letters, devices, health).
 
-Runs in the ingest writer thread, on its own connection, inside the transaction
-the writer opens per batch: one ``executemany`` per table and batch, so the cost
-of a message is the cost of its row. Alert rows go through :mod:`hub.store.alerts`.
+Runs in the ingest writer thread, on its own connection, inside the transaction the
+writer opens per group of messages: one ``executemany`` per table, so the cost of a
+message is the cost of its row. Raw readings go to the time-major ``readings`` table
+(:mod:`hub.store.readings`), other events to ``events``; the packet ids' digests (what a
+re-delivery is compared with) to ``mqtt_seen``, one row per packet id: the ids of a
+commit follow each other, so they share a page or two. Alert rows go through
+:mod:`hub.store.alerts`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import orjson
 
 from devices.events import AnnounceCommand, Availability, ButtonPress, Event, Reading
 from hub.events import Change, StatusChange
-from hub.store import alerts
+from hub.store import alerts, codec
+from hub.store import readings as raw
 
-#: ``events`` row: ts, received_at, device_id, type, topic, data (JSON), mid, digest.
-EventRow = tuple[float, float, str, str, str, str, int, bytes]
+#: ``events`` row: ts, received_at, device_id, type, topic, data (JSON), mid, digest (no
+#: packet for a reading's ``info`` row: the reading's packet is in ``mqtt_seen``).
+EventRow = tuple[float, float, str, str, str, str, int | None, bytes | None]
 #: ``dead_letters`` row: received_at, topic, payload (capped), size, reason, mid, digest.
 DeadRow = tuple[float, str, bytes, int, str, int, bytes]
 
@@ -37,13 +43,9 @@ UPSERT_DEVICES = (
     " last_seen=excluded.last_seen, metrics=excluded.metrics, info=excluded.info"
 )
 UPDATE_STATUS = "UPDATE devices SET status=?, status_since=?, status_reason=? WHERE id=?"
-# The newest rows of both tables, oldest first: the last one under a packet id wins.
-LAST_DIGESTS = (
-    "SELECT mid, digest FROM (SELECT received_at, id, mid, digest FROM (SELECT"
-    " received_at, id, mid, digest FROM events WHERE mid IS NOT NULL ORDER BY id DESC"
-    " LIMIT ?) UNION ALL SELECT received_at, id, mid, digest FROM (SELECT received_at,"
-    " id, mid, digest FROM dead_letters WHERE mid IS NOT NULL ORDER BY id DESC LIMIT ?))"
-    " ORDER BY received_at, id"
+REMEMBER_DIGEST = (
+    "INSERT INTO mqtt_seen(mid, digest) VALUES (?, ?)"
+    " ON CONFLICT(mid) DO UPDATE SET digest=excluded.digest"
 )
 
 
@@ -100,6 +102,67 @@ def insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> None:
         conn.executemany(INSERT_EVENTS, rows)
 
 
+def remember_digests(conn: sqlite3.Connection, seen: Mapping[int, int]) -> None:
+    """The digest of the message committed under each packet id (8 bytes, big-endian)."""
+    if seen:
+        conn.executemany(REMEMBER_DIGEST, [(m, d.to_bytes(8, "big")) for m, d in seen.items()])
+
+
+class PendingLike(Protocol):
+    """A reading waiting for its commit (hub.ingest.batch.PendingReading)."""
+
+    @property
+    def keep(self) -> int: ...
+    @property
+    def ts(self) -> float: ...
+    @property
+    def received_at(self) -> float: ...
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def info(self) -> bool: ...
+    @property
+    def values(self) -> Sequence[tuple[str, float]]: ...
+
+
+def reading_rows(
+    conn: sqlite3.Connection,
+    codes: raw.Codes,
+    pending: Iterable[PendingLike],
+    last_ms: dict[tuple[int, int], tuple[int, int]],
+) -> list[raw.ReadingRow]:
+    """Raw rows, names numbered (new names get their numbers in this transaction).
+    Readings of a device at the same millisecond (collectd sends a message per metric, a
+    burst read from the socket at once gets one arrival time) are ranked apart:
+    ``last_ms`` remembers each device's last millisecond and how many had it. (Past
+    ``RANKS``, or a late reading meeting a kept one, share a row: both values are kept.)"""
+    rows: list[raw.ReadingRow] = []
+    for r in pending:
+        device = codes.code(conn, "d", r.device_id)
+        t = round(r.ts * 1000)
+        key = (device, r.keep)
+        prev = last_ms.get(key)
+        rank = prev[1] if prev is not None and prev[0] == t else 0
+        last_ms[key] = (t, rank + 1)
+        slot, ms = raw.split_ms(r.ts, rank)
+        vals = codec.encode([(codes.code(conn, "m", k), v) for k, v in r.values])
+        rows.append(
+            (
+                r.keep,
+                slot,
+                device,
+                ms,
+                round((r.received_at - r.ts) * 1000),
+                codes.code(conn, "t", r.topic),
+                1 if r.info else 0,
+                vals,
+            )
+        )
+    return rows
+
+
 def insert_dead_letters(conn: sqlite3.Connection, rows: Sequence[DeadRow]) -> None:
     if rows:
         conn.executemany(INSERT_DEAD_LETTERS, rows)
@@ -153,7 +216,26 @@ def open_alerts(conn: sqlite3.Connection) -> dict[str, list[tuple[str, str, floa
     return out
 
 
-def last_digests(conn: sqlite3.Connection, limit: int) -> Iterator[tuple[int, bytes]]:
-    """``(mid, digest)`` of the newest ``limit`` events and dead letters, oldest first."""
-    for r in conn.execute(LAST_DIGESTS, (limit, limit)):
+def last_digests(conn: sqlite3.Connection) -> Iterator[tuple[int, bytes]]:
+    """``(mid, digest)`` of the message last committed under each packet id."""
+    for r in conn.execute("SELECT mid, digest FROM mqtt_seen"):
         yield r[0], r[1]
+
+
+def catch_up_rows(
+    conn: sqlite3.Connection, since: float
+) -> list[tuple[str, float, float, dict[str, int | float]]]:
+    """Raw readings received from ``since``, oldest first: ``(device, ts, received_at,
+    metrics)``: what a device row written before a crash may lack."""
+    devices, metrics = raw.names(conn, "d"), raw.names(conn, "m")
+    out = []
+    for keep in raw.tiers(conn):
+        for slot, device, ms, lag, vals in conn.execute(
+            "SELECT slot, device, ms, lag, vals FROM readings WHERE keep=? AND slot >= ?",
+            (keep, raw.slot_of(since)),
+        ):
+            ts = raw.row_ts(slot, ms)
+            values = {metrics.get(c, "?"): v for c, v in codec.decode(vals)}
+            out.append((devices.get(device, ""), ts, ts + lag / 1000, values))
+    out.sort(key=lambda r: r[2])
+    return out

@@ -39,7 +39,8 @@ from pathlib import Path
 from audio.cache import Keep, RenderCache, needed_soon_s
 from hub.clock import LATEST_SANE, SANE_YEARS, Clock
 from hub.settings import RetentionSettings
-from hub.store import Store, immediate
+from hub.store import Store, codec, immediate
+from hub.store import readings as raw
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +61,9 @@ MIN_UNIT, MAX_UNIT = 50, 20_000
 #: Rollup rows written per unit when an hour is whole (≈ 1 ms per 100 rows here).
 WRITE_ROWS = 1000
 
-# The readings of one chunk: after the cursor (ts, id), up to and with the edge (ts, id).
-# INDEXED BY: grouping by device would make the planner walk events_device_ts, the
-# whole table, to save a sort of a few thousand rows.
-_FOLD = """
-    SELECT e.device_id, j.key, count(*), min(j.value), max(j.value), sum(j.value)
-    FROM events e INDEXED BY events_ts, json_each(e.data, '$.metrics') j
-    WHERE e.ts >= ?1 AND e.ts <= ?3 AND (e.ts > ?1 OR e.id > ?2) AND (e.ts < ?3 OR e.id <= ?4)
-      AND e.type = 'reading' AND j.type IN ('integer', 'real')
-    GROUP BY e.device_id, j.key
-"""
-_EDGE = (
-    "SELECT ts, id FROM events WHERE ts >= ?1 AND ts < ?3 AND (ts > ?1 OR id > ?2)"
-    " ORDER BY ts, id LIMIT 1 OFFSET ?4"
-)
-_WRITE = """
-    INSERT INTO metrics_rollup(device_id, name, hour, n, min, max, sum) VALUES (?,?,?,?,?,?,?)
-    ON CONFLICT(device_id, name, hour) DO UPDATE SET
-      n=excluded.n, min=excluded.min, max=excluded.max, sum=excluded.sum
-"""
+#: An hour is folded once it ended this long ago: readings wait in the writer for up to
+#: ``ingest.commit_interval_s``, and a device's own clock may be a little behind.
+LATE_S = 30.0
 
 
 class ClockNotTrusted(Exception):
@@ -187,7 +172,7 @@ class Retention:
         self.timer = timer
         self.step_s = step_s
         # Learnt sizes, kept from one sweep to the next.
-        self.fold_size = UnitSize(1000)  # readings folded per unit (~15 ms here)
+        self.fold_size = UnitSize(6, lo=1, hi=360)  # slots (10 s of readings) per unit
         self.delete_size = UnitSize(2000)  # rows deleted per unit (~5 ms here)
         self.key_size = UnitSize(200)  # rollup series expired per unit
         #: The sweep going on in steps, and the last one's figures.
@@ -208,10 +193,13 @@ class Retention:
                 f"the clock says {year}, more than {SANE_YEARS} years after this release"
             )
         conn = self.conn
-        # The newest row by id (the primary key): no scan of the events table.
+        # The newest event by id (the primary key), the newest reading by its slot: no scan.
         newest = conn.execute("SELECT received_at FROM events ORDER BY id DESC LIMIT 1").fetchone()
         swept = conn.execute("SELECT value FROM meta WHERE key='retention_swept'").fetchone()
         known = [float(r[0]) for r in (newest, swept) if r is not None]
+        reading = raw.newest_received(conn)
+        if reading is not None:
+            known.append(reading)
         seen = max(known, default=None)
         if seen is not None and now > seen + AHEAD_S:
             raise ClockNotTrusted(
@@ -277,17 +265,20 @@ class Retention:
         s = self.settings
         conn = self.conn
         yield from self._rollup(now, stats)
-        # Raw events go only once their hour is rolled up.
+        # Raw readings go only once their hour is rolled up, each retention class by its
+        # days: one range of the key each.
         row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
         rolled = float(row[0]) if row else 0.0
-        cutoff = min(now - s.events_days * DAY, rolled)
+        for keep in raw.tiers(conn):
+            days = s.events_days if keep == 0 else keep / 24
+            yield from self._expire_raw(keep, min(now - days * DAY, rolled), stats)
         yield from self._batches(
             "DELETE FROM events WHERE id IN"
             " (SELECT id FROM events WHERE ts < ? ORDER BY ts LIMIT ?)",
-            cutoff,
+            now - s.events_days * DAY,
             stats,
         )
-        yield from self._expire_rollups(now - s.rollup_days * DAY, stats)
+        yield from self._expire_rollups(now, stats)
         yield from self._expire_dead_letters(now - s.dead_letters_days * DAY, stats)
         yield from self._batches(
             "DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts"
@@ -305,7 +296,7 @@ class Retention:
         yield True
 
     def _rollup(self, until: float, stats: SweepStats) -> Generator[bool, None, None]:
-        """Fold every finished hour since the last rollup into metrics_rollup."""
+        """Fold every finished hour since the last rollup into ``rollups``."""
         conn = self.conn
         row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
         start = float(row[0]) if row else None
@@ -314,59 +305,60 @@ class Retention:
             # First run, or a jump left the watermark ahead of the clock: from the oldest
             # raw reading (a rolled-up hour is recomputed from its readings, all still here).
             conn.execute("DELETE FROM meta WHERE key='rollup_until'")
-            first = _first_reading(conn, float("-inf"), until)
+            first = raw.first_reading(conn, float("-inf"), until)
             if first is None:
                 return
             start = first - first % HOUR
             if after_jump and first % HOUR:
                 start += HOUR  # that hour's older readings may be gone: keep its rollup
-        end = until - until % HOUR
+        late = until - LATE_S
+        end = late - late % HOUR
         while start < end:
             # Hours without readings have no rollups: on to the next reading's hour.
-            nxt = _first_reading(conn, start, end)
+            nxt = raw.first_reading(conn, start, end)
             if nxt is None:
                 _set_meta(conn, "rollup_until", end)
                 yield True
                 return
             hour = nxt - nxt % HOUR
             acc = yield from self._fold_hour(hour)
-            items = [(d, k, hour, *a) for (d, k), a in acc.items()]
+            h = int(hour // HOUR)
+            items = sorted((h, d, m, *a.row()) for (d, m), a in acc.items())
             for i in range(0, len(items), WRITE_ROWS):
                 if i:
                     yield True
-                conn.executemany(_WRITE, items[i : i + WRITE_ROWS])
+                raw.insert_rollups(conn, items[i : i + WRITE_ROWS])
             start = hour + HOUR
             _set_meta(conn, "rollup_until", start)
             stats.hours += 1
             yield True
 
-    def _fold_hour(self, hour: float) -> Generator[bool, None, dict[tuple[str, str], list[float]]]:
-        """The hour's aggregates per (device, metric), a chunk of readings per unit."""
+    def _fold_hour(self, hour: float) -> Generator[bool, None, dict[tuple[int, int], Fold]]:
+        """The hour's aggregates per (device, metric), a few slots of readings per unit
+        (rows one after another: pages side by side on the card)."""
         conn, size, timer = self.conn, self.fold_size, self.timer
-        acc: dict[tuple[str, str], list[float]] = {}
-        stop = hour + HOUR
-        cur_ts, cur_id = hour, -1  # the last row folded (ids start at 1)
-        while True:
-            t = timer()
-            edge = conn.execute(_EDGE, (cur_ts, cur_id, stop, size.rows - 1)).fetchone()
-            # No edge: the rest of the hour (ts < stop, as no id is <= -1).
-            edge_ts, edge_id = (edge[0], edge[1]) if edge else (stop, -1)
-            for device, name, n, lo, hi, total in conn.execute(
-                _FOLD, (cur_ts, cur_id, edge_ts, edge_id)
-            ):
-                a = acc.get((device, name))
-                if a is None:
-                    acc[(device, name)] = [n, lo, hi, total]
-                else:
-                    a[0] += n
-                    a[1] = min(a[1], lo)
-                    a[2] = max(a[2], hi)
-                    a[3] += total
-            size.adapt(timer() - t)
-            if edge is None:
-                return acc
-            cur_ts, cur_id = edge_ts, edge_id
-            yield True
+        acc: dict[tuple[int, int], Fold] = {}
+        first, stop = raw.slot_of(hour), raw.slot_of(hour + HOUR)
+        for keep in raw.tiers(conn):
+            lo = first
+            while lo < stop:
+                t = timer()
+                hi = min(stop, lo + size.rows)
+                for device, vals in conn.execute(
+                    "SELECT device, vals FROM readings WHERE keep=? AND slot >= ? AND slot < ?",
+                    (keep, lo, hi),
+                ):
+                    for code, tag, v in codec.entries(vals):
+                        a = acc.get((device, code))
+                        if a is None:
+                            acc[(device, code)] = Fold(tag, v)
+                        else:
+                            a.add(tag, v)
+                size.adapt(timer() - t)
+                lo = hi
+                if lo < stop:
+                    yield True
+        return acc
 
     def _batches(self, sql: str, before: float, stats: SweepStats) -> Iterator[bool]:
         """``sql`` (a DELETE of ``LIMIT ?`` rows older than ``before``) until it runs dry."""
@@ -380,37 +372,56 @@ class Retention:
             if n < asked:
                 return
 
-    def _expire_rollups(self, before: float, stats: SweepStats) -> Iterator[bool]:
-        """Hours older than ``before``, series by series: the key (device, name, hour) has
-        its hours together, so each series' old hours are one range of it (a delete by
-        hour alone would read the whole table: no index has the hour first)."""
-        conn, size, timer = self.conn, self.key_size, self.timer
-        key: tuple[str, str] | None = None
+    def _expire_raw(self, keep: int, before: float, stats: SweepStats) -> Iterator[bool]:
+        """A retention class's readings older than ``before``, a unit of rows at a time
+        from its oldest slot (the key's order: a range delete)."""
+        conn, size, timer = self.conn, self.delete_size, self.timer
+        cut = raw.slot_of(before)
         while True:
             t = timer()
-            for _ in range(size.rows):
-                # The next series: a seek past every hour of this one.
-                row = (
-                    conn.execute(
-                        "SELECT device_id, name FROM metrics_rollup ORDER BY device_id, name"
-                        " LIMIT 1"
-                    )
-                    if key is None
-                    else conn.execute(
-                        "SELECT device_id, name FROM metrics_rollup WHERE (device_id, name) >"
-                        " (?, ?) ORDER BY device_id, name LIMIT 1",
-                        key,
-                    )
-                ).fetchone()
-                if row is None:
-                    return
-                key = (row[0], row[1])
-                stats.deleted += conn.execute(
-                    "DELETE FROM metrics_rollup WHERE device_id=? AND name=? AND hour < ?",
-                    (*key, before),
-                ).rowcount
+            edge = conn.execute(
+                "SELECT slot FROM readings WHERE keep=? AND slot < ? ORDER BY slot"
+                " LIMIT 1 OFFSET ?",
+                (keep, cut, size.rows),
+            ).fetchone()
+            upto = cut if edge is None else int(edge[0])
+            stats.deleted += conn.execute(
+                "DELETE FROM readings WHERE keep=? AND slot < ?", (keep, upto)
+            ).rowcount
             size.adapt(timer() - t)
             yield True
+            if edge is None or upto == cut:
+                return
+
+    def _expire_rollups(self, now: float, stats: SweepStats) -> Iterator[bool]:
+        """Hours older than each metric's days (``rollup_days``, ``rollup_days_by_metric``),
+        a few hours at a time from where the last sweep stopped for those days (the table
+        is hour-major: a range of hours, never a scan of the year)."""
+        conn, s = self.conn, self.settings
+        codes = raw.names(conn, "m")
+        by_days: dict[float, list[int]] = {}
+        for code, name in codes.items():
+            by_days.setdefault(s.rollup_days_by_metric.get(name, s.rollup_days), []).append(code)
+        first = conn.execute("SELECT hour FROM rollups ORDER BY hour LIMIT 1").fetchone()
+        if first is None:
+            return
+        for days, metrics in sorted(by_days.items()):
+            key = f"rollups_expired:{days:g}"
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            start = max(int(first[0]), int(float(row[0])) if row else 0)
+            cut = int((now - days * DAY) // HOUR)
+            marks = ",".join("?" * len(metrics))
+            while start < cut:
+                t = self.timer()
+                upto = min(cut, start + max(1, self.key_size.rows // 50))
+                stats.deleted += conn.execute(
+                    f"DELETE FROM rollups WHERE hour >= ? AND hour < ? AND metric IN ({marks})",
+                    (start, upto, *metrics),
+                ).rowcount
+                start = upto
+                _set_meta(conn, key, start)
+                self.key_size.adapt(self.timer() - t)
+                yield True
 
     def _expire_dead_letters(self, before: float, stats: SweepStats) -> Iterator[bool]:
         """Dead letters by id, oldest first, up to the first one still kept: no index has
@@ -479,13 +490,49 @@ class Retention:
             self.render_lock.release()
 
 
-def _first_reading(conn: sqlite3.Connection, start: float, end: float) -> float | None:
-    """The time of the first reading in [start, end), by the time index."""
-    row = conn.execute(
-        "SELECT ts FROM events WHERE ts >= ? AND ts < ? AND type='reading' ORDER BY ts LIMIT 1",
-        (start, end),
-    ).fetchone()
-    return None if row is None else float(row[0])
+@dataclass(slots=True)
+class Fold:
+    """One (device, metric)'s hour: count, extremes and sum, as integers scaled by
+    ``10**k`` while every value has at most ``k`` decimals (exact), else floats."""
+
+    n: int
+    k: int
+    lo: int | float
+    hi: int | float
+    total: int | float
+
+    def __init__(self, tag: int, v: int | float) -> None:
+        self.n, self.k = 1, codec.decimals(tag)
+        if self.k < 0:
+            v = float(v)
+        self.lo = self.hi = self.total = v
+
+    def add(self, tag: int, v: int | float) -> None:
+        k = codec.decimals(tag)
+        if k < 0 or self.k < 0:
+            if self.k >= 0:
+                self._floats()
+            v = codec.value(tag, v) if k >= 0 else v
+        elif k > self.k:
+            f = 10 ** (k - self.k)
+            self.lo, self.hi, self.total, self.k = self.lo * f, self.hi * f, self.total * f, k
+        elif k < self.k:
+            v = v * 10 ** (self.k - k)
+        self.n += 1
+        self.total += v
+        if v < self.lo:
+            self.lo = v
+        if v > self.hi:
+            self.hi = v
+
+    def _floats(self) -> None:
+        sc = codec.SCALES[self.k + 1] if self.k else 1
+        self.lo, self.hi, self.total = self.lo / sc, self.hi / sc, self.total / sc
+        self.k = -1
+
+    def row(self) -> tuple[int, int, int | float, int | float, int | float]:
+        """``n, k, lo, hi, total`` as stored (k 0 for floats: divided by 1)."""
+        return self.n, max(self.k, 0), self.lo, self.hi, self.total
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: float) -> None:

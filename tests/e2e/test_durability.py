@@ -24,6 +24,7 @@ from hub.services.users import Users
 from hub.store import Store
 from tests.broker import Broker, free_port
 from tests.hubtest import PASSWORD, HubProcess, wait_for
+from tests.storedata import all_readings
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -34,11 +35,8 @@ def counts(db: Path) -> tuple[int, int]:
         return (0, 0)
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT json_extract(data, '$.metrics.seq')) FROM events"
-            " WHERE type='reading'"
-        ).fetchone()
-        return (int(row[0]), int(row[1]))
+        seqs = [r.get("seq") for r in all_readings(conn)]
+        return (len(seqs), len(set(seqs)))
     except sqlite3.OperationalError:
         return (0, 0)
     finally:

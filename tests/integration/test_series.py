@@ -22,6 +22,7 @@ from hub.clock import FakeClock
 from hub.web import views
 from tests.broker import Broker
 from tests.hubtest import InProcessHub, hub_settings
+from tests.storedata import add_rollups, convert_all
 
 pytestmark = pytest.mark.broker
 
@@ -63,11 +64,7 @@ def fill(
             " VALUES(?, ?, ?, 'reading', ?, ?)",
             ((ts, ts, device, topic, json.dumps({"metrics": {METRIC: v}})) for ts, v in readings),
         )
-        conn.executemany(
-            "INSERT INTO metrics_rollup(device_id, name, hour, n, min, max, sum)"
-            " VALUES(?, ?, ?, ?, ?, ?, ?)",
-            ((device, METRIC, *r) for r in rollups),
-        )
+        add_rollups(conn, device, METRIC, rollups)
         if folded is not None:
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES('rollup_until', ?)"
@@ -75,8 +72,10 @@ def fill(
                 (str(folded),),
             )
         conn.execute("COMMIT")
+        convert_all(conn)  # the readings, as the store keeps them
     except sqlite3.Error:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     finally:
         conn.close()

@@ -24,6 +24,7 @@ from hub.clock import FakeClock
 from hub.events import AlertChanged
 from tests.broker import Broker
 from tests.hubtest import PASSWORD, InProcessHub, hub_settings, wait_for
+from tests.storedata import readings_of
 
 pytestmark = pytest.mark.broker
 
@@ -136,7 +137,7 @@ def test_ingest_pauses_while_full_and_stores_each_message_once_after(
     body = h.http().get("/api/health").json()
     assert body["ingest"]["paused"] is True
     assert body["storage"]["state"] == "full"
-    assert h.hub.store.query("SELECT 1 FROM events WHERE device_id='well-3'") == []
+    assert readings_of(h.hub.store.connection(), "well-3") == []
     # Paused is not hung: jobs behind the held batch still run (the systemd watchdog's
     # probe among them, or the hub would be killed and the loudspeakers fall silent).
     ran = threading.Event()
@@ -146,12 +147,12 @@ def test_ingest_pauses_while_full_and_stores_each_message_once_after(
     full.free()
     # The held batch and what queued behind it, each committed (and acknowledged) once.
     wait_for(
-        lambda: len(h.hub.store.query("SELECT 1 FROM events WHERE device_id='well-3'")) >= 40,
+        lambda: len(readings_of(h.hub.store.connection(), "well-3")) >= 40,
         20,
         "the messages held while the disk was full",
     )
-    rows = h.hub.store.query("SELECT data FROM events WHERE device_id='well-3'")
-    levels = sorted(int(re.findall(r"\d+", r["data"])[0]) for r in rows)
+    rows = readings_of(h.hub.store.connection(), "well-3")
+    levels = sorted(int(r["water_level_cm"]) for r in rows)
     assert levels == list(range(40))
     wait_for(lambda: ingest.paused_since is None, 5, "the writer to resume")
     wait_for(lambda: ("disk_full", "cleared") in full.alerts, 5, "the alert cleared")

@@ -29,6 +29,7 @@ from hub.settings import Settings
 from hub.web import mount_web
 from tests.broker import Broker
 from tests.hubtest import PASSWORD, InProcessHub, wait_for
+from tests.storedata import readings_of
 
 
 class WebHub(InProcessHub):
@@ -161,10 +162,7 @@ def seed_village(web: WebHub, broker: Broker) -> None:
     msgs.append((f"village/{site}/ap/ap-xom-bac/state", json.dumps({"clients": 4}), False))
     publish_many(broker, msgs)
     wait_for(
-        lambda: (
-            web.hub.store.one("SELECT count(*) FROM events WHERE device_id='ap-nha-van-hoa'")[0]  # type: ignore[index]
-            >= 97
-        ),
+        lambda: len(readings_of(web.hub.store.connection(), "ap-nha-van-hoa")) >= 96,
         10,
         "the seeded history stored",
     )

@@ -16,6 +16,7 @@ from hub.clock import FakeClock
 from hub.settings import RetentionSettings
 from hub.store import Store
 from hub.store.retention import Retention
+from tests.storedata import add_events, count_events, rollups
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -65,8 +66,8 @@ def _store_with_a_day_of_readings(path: Path) -> tuple[Store, sqlite3.Connection
     store = Store(path)
     conn = store.new_connection()
     base = T0.timestamp()
-    conn.executemany(
-        "INSERT INTO events(ts, received_at, device_id, type, topic, data) VALUES (?,?,?,?,?,?)",
+    add_events(
+        conn,
         [
             (ts, ts, "wl-1", "reading", "t", json.dumps({"metrics": {"water_level_cm": 1}}))
             for ts in (base + m * 600 for m in range(6 * 24))
@@ -82,14 +83,17 @@ def test_a_retention_run_at_2036_deletes_nothing_and_moves_no_watermark(tmp_path
     r.sweep()
     meta = "SELECT key, value FROM meta WHERE key IN ('rollup_until', 'retention_swept')"
     before = dict(conn.execute(meta).fetchall())
-    counts = "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM metrics_rollup)"
-    kept = conn.execute(counts).fetchone()
+
+    def counts() -> tuple[int, int]:
+        return count_events(conn), len(rollups(conn))
+
+    kept = counts()
     assert kept[0] > 0 and kept[1] > 0
 
     for wrong in (datetime(2036, 12, 1, tzinfo=UTC), datetime(2099, 1, 1, tzinfo=UTC)):
         clock.set(wrong)
         r.sweep()
-        assert conn.execute(counts).fetchone() == kept
+        assert counts() == kept
         assert dict(conn.execute(meta).fetchall()) == before
     conn.close()
     store.close()
@@ -104,7 +108,7 @@ def test_a_watermark_a_jump_left_ahead_comes_back_to_the_clock(tmp_path: Path) -
     r.sweep()
     (until,) = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
     assert float(until) <= clock.now().timestamp()
-    rolled = conn.execute("SELECT count(*) FROM metrics_rollup").fetchone()[0]
+    rolled = len(rollups(conn))
     assert rolled == 24  # every hour of the day, rolled up again from the raw readings
     conn.close()
     store.close()

@@ -22,6 +22,7 @@ from hub.services.clock_settings import ClockSettings
 from hub.settings import RetentionSettings
 from hub.store import Store
 from hub.store.retention import Retention
+from tests.storedata import add_events, count_events
 
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 ROOT = Path(__file__).parents[2]
@@ -179,11 +180,7 @@ def test_retention_deletes_nothing_while_the_clock_is_not_trusted(m: Machine) ->
     # A reading three days old (past events_days) and one of an hour ago.
     for ago in (timedelta(days=3), timedelta(hours=1)):
         ts = (T0 - ago).timestamp()
-        conn.execute(
-            "INSERT INTO events(ts, received_at, device_id, type, topic, data)"
-            " VALUES (?,?,?,?,?,?)",
-            (ts, ts, "wl-1", "reading", "t", json.dumps({"metrics": {"x": 1}})),
-        )
+        add_events(conn, [(ts, ts, "wl-1", "reading", "t", json.dumps({"metrics": {"x": 1}}))])
     trust = m.trust()
     r = Retention(
         RetentionSettings(events_days=1),
@@ -193,11 +190,11 @@ def test_retention_deletes_nothing_while_the_clock_is_not_trusted(m: Machine) ->
         clock_synced=trust.synced,
     )
     r.sweep()
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+    assert count_events(conn) == 2
     assert conn.execute("SELECT value FROM meta WHERE key='retention_swept'").fetchone() is None
     m.ntp = True
     r.sweep()
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert count_events(conn) == 1
     conn.close()
 
 

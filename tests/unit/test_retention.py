@@ -11,6 +11,7 @@ from hub.clock import FakeClock
 from hub.settings import RetentionSettings
 from hub.store import SCHEMA_VERSION, Store
 from hub.store.retention import Retention
+from tests.storedata import add_events, count_events, rollups
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 
@@ -40,28 +41,22 @@ def test_hourly_rollup_then_raw_events_expire(tmp_path: Path) -> None:
             )
         )
     rows.append((T0, T0, "wl-1", "status", "t", json.dumps({"online": True})))
-    conn.executemany(
-        "INSERT INTO events(ts, received_at, device_id, type, topic, data) VALUES (?,?,?,?,?,?)",
-        rows,
-    )
+    add_events(conn, rows)
     clock = FakeClock(datetime.fromtimestamp(T0 + 3 * 3600 + 60, UTC))
     r = Retention(RetentionSettings(events_days=1), store, ingest_conn=conn, clock=clock)
     r.sweep()
-    got = conn.execute(
-        "SELECT hour, n, min, max, sum FROM metrics_rollup WHERE name='water_level_cm'"
-        " ORDER BY hour"
-    ).fetchall()
-    assert [tuple(g) for g in got] == [
+    got = [g[2:] for g in rollups(conn, "water_level_cm")]
+    assert got == [
         (T0, 6, 0, 50, 150),
         (T0 + 3600, 6, 60, 110, 510),
         (T0 + 7200, 6, 120, 170, 870),
     ]
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == len(rows)
+    assert count_events(conn) == len(rows)
     # Two days later the raw readings are gone, the hourly rollup stays.
     clock.advance(2 * 86_400)
     r.sweep()
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM metrics_rollup").fetchone()[0] == 6
+    assert count_events(conn) == 0
+    assert len(rollups(conn)) == 6
     conn.close()
     store.close()
 

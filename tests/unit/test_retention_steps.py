@@ -22,6 +22,7 @@ from hub.settings import RetentionSettings, load_settings
 from hub.store import Store
 from hub.store.retention import Retention, UnitSize
 from tests.hubtest import wait_for
+from tests.storedata import add_events, convert_all, count_readings, rollups
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 DEVICES, HOURS, METRICS = 200, 1.5, 10
@@ -42,12 +43,7 @@ def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("retention")
     store = Store(data / "hub.db")
     conn = store.writer_connection()
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO events(ts, received_at, device_id, type, topic, data) VALUES (?,?,?,?,?,?)",
-        readings(),
-    )
-    conn.execute("COMMIT")
+    add_events(conn, readings())
     conn.close()
     store.close()
     return data
@@ -55,7 +51,13 @@ def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_sweep_in_steps_never_holds_ingest_up(big_db: Path) -> None:
     settings = load_settings(
-        None, env={"LANGSO_DATA_DIR": str(big_db), "LANGSO_RETENTION__EVENTS_DAYS": "1"}
+        None,
+        env={
+            "LANGSO_DATA_DIR": str(big_db),
+            "LANGSO_RETENTION__EVENTS_DAYS": "1",
+            # Each message commits as it comes: what is measured is the sweep's hold on it.
+            "LANGSO_INGEST__COMMIT_INTERVAL_S": "0",
+        },
     )
     clock = FakeClock(datetime.fromtimestamp(NOW, UTC))
     store = Store(settings.db_path)
@@ -108,9 +110,9 @@ def test_a_sweep_in_steps_never_holds_ingest_up(big_db: Path) -> None:
     assert len(waits) >= 20 and waits[-1] < 1.5, waits[-5:]
     conn = store.new_connection()
     try:
-        n, rows = conn.execute("SELECT sum(n), count(*) FROM metrics_rollup").fetchone()
-        left = conn.execute("SELECT count(*) FROM events WHERE ts < ?", (NOW - 86_400,))
-        assert left.fetchone()[0] == 0
+        got = rollups(conn)
+        n, rows = sum(r[3] for r in got), len(got)
+        assert count_readings(conn, before=NOW - 86_400) == 0
     finally:
         conn.close()
         store.close()
@@ -146,6 +148,7 @@ def test_rollups_folded_a_few_readings_at_a_time_equal_the_whole_hour(tmp_path: 
     )
     until = T0 + 3 * 3600
     expected = whole_hours(conn, until)
+    convert_all(conn)
     clock = FakeClock(datetime.fromtimestamp(until + 60, UTC))
     settings = RetentionSettings(events_days=30)
     r = Retention(settings, store, ingest_conn=conn, clock=clock, step_s=0.0)
@@ -154,26 +157,21 @@ def test_rollups_folded_a_few_readings_at_a_time_equal_the_whole_hour(tmp_path: 
     assert abandoned is not None
     for _ in range(12):  # cut off in the middle of its first hour: nothing half written
         assert abandoned.step()
-        assert conn.execute("SELECT count(*) FROM metrics_rollup").fetchone()[0] == 0
+        assert rollups(conn) == []
     run = r.begin()
     assert run is not None
     steps = 0
     while run.step() and steps < 1000:
         steps += 1
         # Ingest goes on between steps: readings of the hour not finished yet.
-        conn.execute(
-            "INSERT INTO events(ts, received_at, device_id, type, topic, data)"
-            " VALUES (?, ?, 's-0', 'reading', 't', '{\"metrics\": {\"level\": 1}}')",
-            (until + 10, until + 10),
+        add_events(
+            conn, [(until + 10, until + 10, "s-0", "reading", "t", '{"metrics": {"level": 1}}')]
         )
         folded = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
-        newest = conn.execute("SELECT max(hour) FROM metrics_rollup").fetchone()[0]
+        newest = max((r[2] for r in rollups(conn)), default=None)
         assert newest is None or newest < float(folded[0])  # whole hours only
     assert steps >= 600 // 7
-    got = conn.execute(
-        "SELECT device_id, name, hour, n, min, max, sum FROM metrics_rollup ORDER BY 1, 2, 3"
-    ).fetchall()
-    assert [tuple(g) for g in got] == expected
+    assert rollups(conn) == expected
     assert len(expected) == 4 * 2 * 3
     conn.close()
     store.close()
