@@ -43,17 +43,20 @@ A phase's rate is n / (consumer done − first publish), both read from CLOCK_MO
     data_dir and ports (``LANGSO_MQTT__PORT``, ``LANGSO_DATA_DIR``, ``LANGSO_HTTP__PORT``,
     ``LANGSO_SITE``, ``LANGSO_LOG_LEVEL=WARNING``, ``LANGSO_AUDIO__SINK=null``): its normal
     mode, persistent session and acknowledgement after commit. Done is measured in the
-    database, not in the hub's counters: every 10 ms a read-only WAL connection runs
-    ``SELECT max(id) FROM events`` (an index lookup); the phase ends at the start of the
-    first query that sees the probe's id + n, i.e. once n rows are committed (polling
-    /api/health instead would cost the hub's own loop a request each time). After (d),
-    ``exactly_once`` is true when the ``events`` rows with seq in [0, n) number exactly n
-    with n distinct seq, and the hub reports no dead letters.
+    database, not in the hub's counters: every 10 ms a read-only WAL connection counts
+    the committed readings (``readings``: the rows of the last few slots, an index
+    range, plus those before, counted once); the phase ends at the start of the first
+    query that sees the count at the probe + n, i.e. once n readings are committed
+    (polling /api/health instead would cost the hub's own loop a request each time).
+    After (d), ``exactly_once`` is true when the readings with seq (a metric, packed by
+    :mod:`hub.store.codec`) in [0, n) number exactly n with n distinct seq, and the hub
+    reports no dead letters. The hub groups commits by time only at low rates
+    (``ingest.commit_interval_s``): at these rates its batches fill first.
 (d) latency: right after (c), on the same hub, a raw publisher paced at ``--latency-rate``
     (1,000/s) for ``--latency-seconds`` (10 s) sends seq from 10^9 up, noting
     CLOCK_MONOTONIC just before each packet is written to the socket. A poller thread
-    reads the new rows (``SELECT id, json_extract(data, '$.metrics.seq') FROM events
-    WHERE id > ?``) every 5 ms through its own read-only connection and notes, for each
+    reads the rows newer than the newest it saw (a row's ``(slot, ms)`` is its time; a
+    margin of 100 ms) every 5 ms through its own read-only connection and notes, for each
     seq, the start time of the first query that returned it: the commit happened before
     that query took its snapshot. Latency = visible − published, so each figure is an
     upper bound, too high by at most one poll interval plus a query (≤ ~6 ms).
@@ -731,9 +734,40 @@ def ro_db(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def max_id(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT max(id) FROM events").fetchone()
-    return int(row[0] or 0)
+class Committed:
+    """How many readings the hub has committed, counted as they come: the rows of the slots
+    before ``floor`` once (a late commit to them would be a reading received more than
+    ``BACK_SLOTS`` slots before its commit), those from ``floor`` at each poll (an index
+    range: the last few slots)."""
+
+    BACK_SLOTS = 6
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.floor = 0
+        self.before = 0
+
+    def __call__(self) -> int:
+        row = self.conn.execute(
+            "SELECT slot FROM readings WHERE keep=0 ORDER BY slot DESC LIMIT 1"
+        ).fetchone()
+        if row is not None and int(row[0]) - self.BACK_SLOTS > self.floor:
+            upto = int(row[0]) - self.BACK_SLOTS
+            self.before += self.conn.execute(
+                "SELECT count(*) FROM readings WHERE keep=0 AND slot >= ? AND slot < ?",
+                (self.floor, upto),
+            ).fetchone()[0]
+            self.floor = upto
+        now = self.conn.execute(
+            "SELECT count(*) FROM readings WHERE keep=0 AND slot >= ?", (self.floor,)
+        ).fetchone()[0]
+        return int(self.before + now)
+
+
+def seq_code(conn: sqlite3.Connection) -> int | None:
+    """The number ``codes`` gave the metric ``seq`` (None before the first reading)."""
+    row = conn.execute("SELECT id FROM codes WHERE kind='m' AND name='seq'").fetchone()
+    return None if row is None else int(row[0])
 
 
 @dataclass
@@ -764,24 +798,30 @@ def phase_hub(args: argparse.Namespace, work: Path, deadline: Deadline) -> HubRe
                 with ro_db(hub.db_path) as db:
                     probe_topic = probe(site)[0]
 
-                    def probe_id() -> int:
-                        row = db.execute(
-                            "SELECT id FROM events WHERE topic=? LIMIT 1", (probe_topic,)
-                        ).fetchone()
-                        return int(row[0]) if row else 0
+                    def probe_stored() -> bool:
+                        try:
+                            row = db.execute(
+                                "SELECT 1 FROM readings r JOIN codes t ON t.id = r.topic"
+                                " WHERE t.kind='t' AND t.name=? LIMIT 1",
+                                (probe_topic,),
+                            ).fetchone()
+                        except sqlite3.OperationalError:  # the hub still migrating
+                            return False
+                        return row is not None
 
                     wait(
-                        lambda: probe_id() > 0,
+                        probe_stored,
                         deadline.sooner(30),
                         "hub storing the probe",
                         alive=alive,
                     )
-                    target = probe_id() + n
+                    committed = Committed(db)
+                    target = committed() + n
                     cpu0, threads0 = proc_cpu_s(hub.pid), thread_cpu_s(hub.pid)
                     pubs.start()
                     done = wait_progress(
-                        lambda: max_id(db) >= target,
-                        lambda: max_id(db),
+                        lambda: committed() >= target,
+                        committed,
                         deadline,
                         "hub committing every message",
                         alive=alive,
@@ -825,12 +865,17 @@ def phase_hub(args: argparse.Namespace, work: Path, deadline: Deadline) -> HubRe
 
 
 def exactly_once(hub: HubProc, n: int) -> bool:
+    from hub.store import codec
+
     with ro_db(hub.db_path) as db:
-        total, distinct = db.execute(
-            "SELECT count(*), count(DISTINCT s) FROM (SELECT json_extract(data, '$.metrics.seq')"
-            " AS s FROM events) WHERE s >= 0 AND s < ?",
-            (n,),
-        ).fetchone()
+        code = seq_code(db)
+        seqs = (
+            []
+            if code is None
+            else [codec.find(v, code) for (v,) in db.execute("SELECT vals FROM readings")]
+        )
+        kept = [s for s in seqs if s is not None and 0 <= s < n]
+        total, distinct = len(kept), len(set(kept))
         dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
     health = hub.health().get("ingest", {})
     ok = bool(total == n and distinct == n and dead == 0)
@@ -852,20 +897,34 @@ def latency(args: argparse.Namespace, port: int, hub: HubProc, deadline: Deadlin
     stop = threading.Event()
     poll_error: list[BaseException] = []
 
+    from hub.store import codec
+    from hub.store.readings import RANKS
+
     with ro_db(hub.db_path) as db:
-        start_id = max_id(db)
+        code = seq_code(db)
+        if code is None:
+            raise BenchError("no reading carried seq before the latency run")
+        top = db.execute(
+            "SELECT slot, max(ms) FROM readings WHERE keep=0"
+            " AND slot = (SELECT max(slot) FROM readings WHERE keep=0)"
+        ).fetchone()
+        # A row's (slot, ms) is its time: each poll reads what is newer than the newest
+        # seen, less a margin for a commit of readings received a little earlier.
+        margin = 100 * RANKS
 
         def poll() -> None:
-            last = start_id
+            slot, ms = int(top[0] or 0), int(top[1] or 0)
             try:
                 while not stop.is_set():
                     t = time.monotonic()
-                    for row_id, seq in db.execute(
-                        "SELECT id, json_extract(data, '$.metrics.seq') FROM events "
-                        "WHERE id > ? ORDER BY id",
-                        (last,),
+                    for s_, m_, vals in db.execute(
+                        "SELECT slot, ms, vals FROM readings WHERE keep=0 AND slot >= ?"
+                        " AND (slot > ? OR ms > ?)",
+                        (slot, slot, ms - margin),
                     ):
-                        last = row_id
+                        if (s_, m_) > (slot, ms):
+                            slot, ms = s_, m_
+                        seq = codec.find(vals, code)
                         if seq is not None and seq >= LATENCY_SEQ0:
                             visible.setdefault(int(seq) - LATENCY_SEQ0, t)
                     time.sleep(max(0.0, 0.005 - (time.monotonic() - t)))

@@ -3,14 +3,15 @@
 Run from the repository root: ``.venv/bin/python bench/retention.py [--hours 6]``.
 Progress goes to stderr; stdout gets ONE JSON line::
 
-    {"bench": "retention", "rows", "db_mib", "old_sweep_s", "old_stall_ms",
-     "new_sweep_s", "new_steps", "new_longest_step_ms", "new_longest_step_cpu_ms",
-     "new_stall_ms", "quiet_stall_ms", "backup_s", "backup_db_mib", "backup_gz_mib",
-     "backup_rows_written_meanwhile", "load_1m"}
+    {"bench": "retention", "rows", "db_mib", "new_sweep_s", "new_steps",
+     "new_longest_step_ms", "new_longest_step_cpu_ms", "new_stall_ms", "quiet_stall_ms",
+     "backup_s", "backup_db_mib", "backup_gz_mib", "backup_rows_written_meanwhile",
+     "load_1m"}
 
 Workload. A synthetic database of ``--hours`` hours of a village (``--devices`` access
-points, each every 10 s: 20 readings/s at 200, ten numeric metrics each), built with
-``executemany`` in a temporary folder, the clock set so every hour of it is due: the sweep
+points, each every 10 s: 20 readings/s at 200, ten numeric metrics each): one hour written
+as the hub's writer writes it (:mod:`bench._yeardb`), copied by SQLite into the hours
+after it, in a temporary folder, the clock set so every hour of it is due: the sweep
 rolls all of it up and deletes all of it (``events_days`` 1, the readings 2 days old).
 The database is warm (in the page cache: a benchmark cannot drop the cache without root);
 on a cold SD card each step reads more, so the figures are lower bounds there.
@@ -19,12 +20,11 @@ Ingest is the hub's real writer (:class:`hub.ingest.writer.Ingest`, its thread, 
 batches, its job queue), fed without a broker: a thread hands it one AP message every
 50 ms (20 msg/s) and notes the time; the writer's acknowledgement after each commit
 notes when it was stored. A message's *stall* is stored − handed; ``*_stall_ms`` is the
-longest while a sweep runs, ``quiet_stall_ms`` the longest before any sweep.
+longest while a sweep runs, ``quiet_stall_ms`` the longest before it. (The sweep as it
+was before it went in steps, and its ``old_*`` figures, are gone with the JSON readings
+it read: 10-13 s of stall on the 3 GB database of the issue.)
 
-(a) ``old_*``: the sweep as it was before the stepped one (copied below: a day of rollups
-    per transaction, then one DELETE per table) as ONE writer job, on a copy of the
-    database: ``old_sweep_s`` is that job's length, every message behind it waits.
-(b) ``new_*``: :meth:`Retention.sweep_in_steps` on another copy: each step re-queues the
+(b) ``new_*``: :meth:`Retention.sweep_in_steps` on a copy: each step re-queues the
     next behind what is waiting. ``new_longest_step_ms`` from the sweep's own figures
     (wall time), ``new_longest_step_cpu_ms`` the writer thread's CPU time in the longest
     step (what the machine's other load does not inflate; ``load_1m`` says how loaded it
@@ -53,14 +53,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import Deadline, log
+from bench._yeardb import Pending, repeat_raw, write_readings
 from hub.app import build_router
 from hub.clock import FakeClock
 from hub.events import Dispatcher
 from hub.ingest.monitor import Monitor
 from hub.ingest.mqtt import InboundMessage
 from hub.ingest.writer import Ingest
-from hub.settings import RetentionSettings, Settings, load_settings
+from hub.settings import Settings, load_settings
 from hub.store import Store, backup
+from hub.store import readings as raw
 from hub.store.retention import Retention
 
 SITE = "bench"
@@ -68,8 +70,9 @@ T0 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 HOUR, DAY, MIB = 3600.0, 86_400.0, 1 << 20
 
 
-def readings(devices: int, hours: float) -> Iterator[tuple[float, float, str, str, str, str]]:
-    n = int(hours * 3600 / 10 * devices)
+def readings(devices: int) -> Iterator[Pending]:
+    """An hour of ``devices`` access points, each every 10 s, ten numeric metrics each."""
+    n = int(HOUR / 10 * devices)
     for i in range(n):
         ts = T0 + i * 10.0 / devices
         d = f"ap-{i % devices:03d}"
@@ -85,61 +88,20 @@ def readings(devices: int, hours: float) -> Iterator[tuple[float, float, str, st
             "mem_pct": 40.1,
             "temp_c": 51.2,
         }
-        yield ts, ts, d, "reading", f"village/{SITE}/ap/{d}/state", json.dumps({"metrics": m})
+        yield Pending(ts, d, f"village/{SITE}/ap/{d}/state", list(m.items()))
 
 
-def build(path: Path, devices: int, hours: float) -> int:
+def build(path: Path, devices: int, hours: int) -> int:
+    """One hour written as the writer writes it, copied into the ``hours - 1`` after it."""
     store = Store(path)
     conn = store.writer_connection()
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO events(ts, received_at, device_id, type, topic, data) VALUES (?,?,?,?,?,?)",
-        readings(devices, hours),
-    )
-    conn.execute("COMMIT")
-    rows = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    write_readings(conn, readings(devices))
+    repeat_raw(conn, T0, hours - 1)
+    rows = int(conn.execute("SELECT count(*) FROM readings").fetchone()[0])
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     store.close()
     return rows
-
-
-def old_sweep(conn: sqlite3.Connection, now: float, s: RetentionSettings) -> None:
-    """The sweep before it went in steps (its clock checks left out: the clock is right)."""
-    row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
-    first = conn.execute("SELECT min(ts) FROM events WHERE type='reading'").fetchone()[0]
-    start = float(row[0]) if row else first - first % HOUR
-    end = now - now % HOUR
-    while start < end:
-        stop = min(end, start + 24 * HOUR)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            """
-            INSERT INTO metrics_rollup(device_id, name, hour, n, min, max, sum)
-            SELECT e.device_id, j.key, e.ts - (e.ts % 3600), count(*),
-                   min(j.value), max(j.value), sum(j.value)
-            FROM events e, json_each(e.data, '$.metrics') j
-            WHERE e.type='reading' AND e.ts >= ? AND e.ts < ?
-              AND j.type IN ('integer', 'real')
-            GROUP BY e.device_id, j.key, e.ts - (e.ts % 3600)
-            ON CONFLICT(device_id, name, hour) DO UPDATE SET
-              n=excluded.n, min=excluded.min, max=excluded.max, sum=excluded.sum
-            """,
-            (start, stop),
-        )
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES('rollup_until', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (str(stop),),
-        )
-        conn.execute("COMMIT")
-        start = stop
-    conn.execute("BEGIN IMMEDIATE")
-    rolled = float(conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()[0])
-    conn.execute("DELETE FROM events WHERE ts < ?", (min(now - s.events_days * DAY, rolled),))
-    conn.execute("DELETE FROM metrics_rollup WHERE hour < ?", (now - s.rollup_days * DAY,))
-    conn.execute("DELETE FROM dead_letters WHERE received_at < ?", (now - 30 * DAY,))
-    conn.execute("COMMIT")
 
 
 class Feed:
@@ -152,6 +114,9 @@ class Feed:
                 "LANGSO_DATA_DIR": str(data),
                 "LANGSO_SITE": SITE,
                 "LANGSO_RETENTION__EVENTS_DAYS": "1",
+                # Each message committed at once (not grouped over 10 s, the default at
+                # low rates): a stall is then what the sweep makes a message wait.
+                "LANGSO_INGEST__COMMIT_INTERVAL_S": "0",
             },
         )
         self.clock = FakeClock(datetime.fromtimestamp(now, UTC))
@@ -219,7 +184,7 @@ def run_phase(data: Path, now: float, start: Callable[[Feed, threading.Event], N
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=200)
-    ap.add_argument("--hours", type=float, default=6.0)
+    ap.add_argument("--hours", type=int, default=6)
     args = ap.parse_args(argv)
     now = T0 + args.hours * HOUR + 2 * DAY + 60
     with tempfile.TemporaryDirectory(prefix="bench-retention-") as tmp:
@@ -229,30 +194,11 @@ def main(argv: list[str] | None = None) -> None:
         rows = build(base, args.devices, args.hours)
         took = time.perf_counter() - t
         log(f"built {rows} readings ({base.stat().st_size / MIB:.0f} MiB) in {took:.1f} s")
-        for phase in ("old", "new"):
-            (root / phase).mkdir()
-            shutil.copy(base, root / phase / "hub.db")
+        (root / "new").mkdir()
+        shutil.copy(base, root / "new" / "hub.db")
         out: dict[str, object] = {"bench": "retention", "rows": rows}
         out["db_mib"] = round(base.stat().st_size / MIB, 1)
-
-        # (a) the old sweep as one writer job
         span: dict[str, float] = {}
-
-        def old(feed: Feed, done: threading.Event) -> None:
-            def job() -> None:
-                span["start"] = time.monotonic()
-                old_sweep(feed.ingest.conn, now, feed.settings.retention)
-                span["end"] = time.monotonic()
-                done.set()
-
-            feed.ingest.call(job)
-
-        feed = run_phase(root / "old", now, old)
-        out["old_sweep_s"] = round(span["end"] - span["start"], 2)
-        out["old_stall_ms"] = feed.stall_ms(span["start"] - 0.1, span["end"])
-        quiet = [feed.stall_ms(0, span["start"] - 0.1)]
-        feed.close()
-        log(f"old sweep: {out['old_sweep_s']} s, stall {out['old_stall_ms']} ms")
 
         # (b) the stepped sweep
         cpu = [0.0]  # the longest step in the writer thread's CPU time (the machine's load aside)
@@ -282,9 +228,10 @@ def main(argv: list[str] | None = None) -> None:
         feed = run_phase(root / "new", now, new)
         out["new_sweep_s"] = round(span["end"] - span["start"], 2)
         out["new_stall_ms"] = feed.stall_ms(span["start"], span["end"])
-        quiet.append(feed.stall_ms(0, span["start"] - 0.1))
-        out["quiet_stall_ms"] = max(quiet)
-        left = feed.store.one("SELECT count(*) FROM events WHERE ts < ?", (now - DAY,))
+        out["quiet_stall_ms"] = feed.stall_ms(0, span["start"] - 0.1)
+        left = feed.store.one(
+            "SELECT count(*) FROM readings WHERE slot < ?", (raw.slot_of(now - DAY),)
+        )
         assert left is not None and left[0] == 0, "the stepped sweep left old readings"
         feed.close()
         log(f"new sweep: {out['new_sweep_s']} s in {out['new_steps']} steps")
@@ -300,15 +247,15 @@ def backup_under_load(db: Path, out_dir: Path) -> dict[str, object]:
     conn.execute("PRAGMA busy_timeout=10000")
     stop = threading.Event()
     written = [0]
+    slot = raw.slot_of(T0)
 
     def write() -> None:
         b = 0
         while not stop.is_set():
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO events(ts, received_at, device_id, type, topic, data)"
-                " VALUES (?,?,?,?,?,?)",
-                [(T0 + b, T0 + b, "load", "reading", "t", '{"metrics": {"x": 1}}')] * 500,
+            raw.insert_readings(  # 500 readings of a device of its own, a slot each batch
+                conn,
+                [(0, slot + b, 1 << 20, i * raw.RANKS, 0, 1, 0, b"\x08\x02") for i in range(500)],
             )
             conn.execute("COMMIT")
             written[0] += 500

@@ -229,6 +229,15 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta(key, value) VALUES ('readings_json', '0')
         ON CONFLICT(key) DO UPDATE SET value = '0';
     """,
+    # 16: daily rollups, folded from the hourly ones by the sweep (``daily_until`` marks
+    # the hours folded): device-major, so a year's chart is one range of 365 rows instead
+    # of 8,760 lookups in the hour-major hourly table (bench/year.py). Values as floats.
+    """
+    CREATE TABLE rollups_daily(
+        device INTEGER NOT NULL, metric INTEGER NOT NULL, day INTEGER NOT NULL,
+        n INTEGER NOT NULL, lo REAL NOT NULL, hi REAL NOT NULL, total REAL NOT NULL,
+        PRIMARY KEY(device, metric, day)) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -121,10 +121,40 @@ def decode(blob: bytes) -> list[tuple[int, int | float]]:
 
 
 def find(blob: bytes, code: int) -> int | float | None:
-    """The value of one metric, or None when this reading does not carry it."""
-    for c, tag, raw in entries(blob):
-        if c == code:
-            return value(tag, raw)
+    """The value of one metric, or None when this reading does not carry it.
+
+    :func:`entries` inlined, skipping the other values' varints: a day's series reads
+    8,640 readings, and the generator took half of its time."""
+    i, n = 0, len(blob)
+    while i < n:
+        b = blob[i]
+        i += 1
+        h, shift = b & 0x7F, 7
+        while b & 0x80:
+            b = blob[i]
+            i += 1
+            h |= (b & 0x7F) << shift
+            shift += 7
+        tag = h & 7
+        if tag == FLOAT_TAG:
+            if h >> 3 == code:
+                return float(_F64.unpack_from(blob, i)[0])
+            i += 8
+            continue
+        if h >> 3 != code:
+            while blob[i] & 0x80:
+                i += 1
+            i += 1
+            continue
+        b = blob[i]
+        i += 1
+        z, shift = b & 0x7F, 7
+        while b & 0x80:
+            b = blob[i]
+            i += 1
+            z |= (b & 0x7F) << shift
+            shift += 7
+        return value(tag, (z >> 1) ^ -(z & 1))
     return None
 
 

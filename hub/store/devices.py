@@ -265,6 +265,37 @@ _ROLLUPS = (
     " WHERE r.hour = h.x AND r.device = ?3 AND r.metric = ?4"
 )
 _SC = raw.SCALE_SQL.replace("k", "r.k")
+DAY = 86_400.0
+# One series' daily rollups of days [?1, ?2) (a range of the key), per bucket or as rows.
+_DAYS_GROUPED = (
+    "SELECT CAST((day * 86400 + 43200 - ?5) / ?6 AS INTEGER) AS b, count(*), sum(n),"
+    " sum((day * 86400 + 43200) * n), sum(total), min(lo), max(hi) FROM rollups_daily"
+    " WHERE device = ?3 AND metric = ?4 AND day >= ?1 AND day < ?2 GROUP BY b"
+)
+_DAYS_ROWS = (
+    "SELECT day * 86400 + 43200, total / n, lo, hi, n, ?5, ?6 FROM rollups_daily"
+    " WHERE device = ?3 AND metric = ?4 AND day >= ?1 AND day < ?2 ORDER BY day"
+)
+
+
+def _days(
+    conn: sqlite3.Connection, first: int, last: int, t0: float, wide: bool
+) -> tuple[int, int] | None:
+    """The whole days ``[d0, d1)`` read from the daily rollups for hours ``first..last``:
+    days whose middle is from ``t0`` on (as an hour's middle is for the hourly rows), all of
+    whose hours are within ``last`` and folded (``daily_until``); unless ``wide``, only
+    those before the oldest hour kept (the part of that hour's day before it is not shown)."""
+    row = conn.execute("SELECT value FROM meta WHERE key='daily_until'").fetchone()
+    if row is None:
+        return None
+    end = min(int(float(row[0])), last + 1)
+    if not wide:
+        kept = conn.execute("SELECT hour FROM rollups ORDER BY hour LIMIT 1").fetchone()
+        if kept is not None:
+            end = min(end, int(kept[0]))
+    d0 = max(math.ceil((t0 - DAY / 2) / DAY), math.ceil(first / 24))
+    d1 = end // 24
+    return (d0, d1) if d0 < d1 else None
 
 
 def oldest_reading(conn: sqlite3.Connection, device_id: str, t0: float, t1: float) -> float | None:
@@ -297,14 +328,23 @@ def series(
     parts: list[_Part] = []
     first = math.ceil((t0 - 1800) / 3600)
     last = math.floor(min(split - 3600, t1 - 1800) / 3600)
-    hours = (first, last, device, metric, t0, width)
+    # Buckets of half a day or wider take whole days from the daily rollups (one range of
+    # rows) and only the hours around them from the hourly ones; narrower ones take days
+    # only where the hours are gone (older than retention.hourly_days).
+    days = _days(conn, first, last, t0, width >= DAY / 2) if split > t0 else None
+    spans = [(first, last)] if days is None else [(first, days[0] * 24 - 1), (days[1] * 24, last)]
+    hour_args = [(lo, hi, device, metric, t0, width) for lo, hi in spans if lo <= hi]
+    day_args = None if days is None else (days[0], days[1], device, metric, t0, width)
     if split > t0 and first <= last:
         sql = _ROLLUPS.format(
             select="CAST((r.hour * 3600 + 1800 - ?5) / ?6 AS INTEGER) AS b, count(*), sum(r.n),"
             f" sum((r.hour * 3600 + 1800) * r.n), sum(r.total / {_SC}), min(r.lo / {_SC}),"
             f" max(r.hi / {_SC})"
         )
-        parts += conn.execute(sql + " GROUP BY b", hours).fetchall()
+        for args in hour_args:
+            parts += conn.execute(sql + " GROUP BY b", args).fetchall()
+        if day_args is not None:
+            parts += conn.execute(_DAYS_GROUPED, day_args).fetchall()
     values = raw.series_points(conn, device, metric, raw_from, t1) if raw_from <= t1 else []
     rows = sum(p[1] for p in parts) + len(values)
     if rows <= points:
@@ -314,7 +354,11 @@ def series(
                 select=f"r.hour * 3600 + 1800, r.total / {_SC} / r.n, r.lo / {_SC},"
                 f" r.hi / {_SC}, r.n, ?5, ?6"
             )
-            out += [Bucket(*r[:5]) for r in conn.execute(sql, hours)]
+            for args in hour_args:
+                out += [Bucket(*r[:5]) for r in conn.execute(sql, args)]
+            if day_args is not None:  # between the two spans of hours
+                out += [Bucket(*r[:5]) for r in conn.execute(_DAYS_ROWS, day_args)]
+                out.sort(key=lambda b: b.ts)
         out += [Bucket(ts, v, v, v, 1) for ts, v in values]
     else:
         parts += [(int((ts - t0) / width), 1, 1, ts, v, v, v) for ts, v in values]

@@ -9,7 +9,9 @@ ingest and the rules for 10-13 s). Rollups fold one finished hour at a time, rea
 taken in time order (rows written one after another: pages side by side on the card)
 a chunk per unit of work, summed in memory; the hour's rollups and its watermark are
 written together once it is whole, so a reader never sees half an hour and a sweep cut
-off midway folds that hour again. Deletes go in batches of rows. Each kind of unit
+off midway folds that hour again. Folded hours are then added into daily rollups
+(``rollups_daily``: a year's chart reads 365 rows), a few hours per unit with their
+watermark ``daily_until``. Deletes go in batches of rows. Each kind of unit
 learns its size: halved when a unit took longer than ``UNIT_S``, doubled when it took
 under a quarter of it (an SD card is slower than this machine).
 
@@ -175,6 +177,7 @@ class Retention:
         self.fold_size = UnitSize(6, lo=1, hi=360)  # slots (10 s of readings) per unit
         self.delete_size = UnitSize(2000)  # rows deleted per unit (~5 ms here)
         self.key_size = UnitSize(200)  # rollup series expired per unit
+        self.day_size = UnitSize(1, lo=1, hi=24 * 31)  # hours folded into days per unit
         #: The sweep going on in steps, and the last one's figures.
         self.going: Sweep | None = None
         self.last: SweepStats | None = None
@@ -265,6 +268,7 @@ class Retention:
         s = self.settings
         conn = self.conn
         yield from self._rollup(now, stats)
+        yield from self._fold_days()
         # Raw readings go only once their hour is rolled up, each retention class by its
         # days: one range of the key each.
         row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
@@ -333,6 +337,35 @@ class Retention:
             stats.hours += 1
             yield True
 
+    def _fold_days(self) -> Iterator[bool]:
+        """The hourly rollups of the whole days folded since ``daily_until`` added into the
+        daily ones, a few hours per unit, each unit with its watermark (one transaction:
+        never added twice). A watermark ahead of the hourly one (a clock jump made it fold
+        again) waits."""
+        conn, size, timer = self.conn, self.day_size, self.timer
+        row = conn.execute("SELECT value FROM meta WHERE key='rollup_until'").fetchone()
+        if row is None:
+            return
+        # Whole days only: the table is device-major, so folding every hour would dirty a
+        # page per series each sweep (a card's wear); once a day, the day's hours at once.
+        upto = int(float(row[0]) // HOUR) // 24 * 24
+        mark = conn.execute("SELECT value FROM meta WHERE key='daily_until'").fetchone()
+        if mark is None:
+            first = conn.execute("SELECT hour FROM rollups ORDER BY hour LIMIT 1").fetchone()
+            if first is None:
+                return
+            start = int(first[0])
+        else:
+            start = int(float(mark[0]))
+        while start < upto:
+            t = timer()
+            stop = min(upto, start + size.rows)
+            conn.execute(raw.FOLD_DAYS, (start, stop))
+            _set_meta(conn, "daily_until", stop)
+            size.adapt(timer() - t)
+            start = stop
+            yield True
+
     def _fold_hour(self, hour: float) -> Generator[bool, None, dict[tuple[int, int], Fold]]:
         """The hour's aggregates per (device, metric), a few slots of readings per unit
         (rows one after another: pages side by side on the card)."""
@@ -394,9 +427,10 @@ class Retention:
                 return
 
     def _expire_rollups(self, now: float, stats: SweepStats) -> Iterator[bool]:
-        """Hours older than each metric's days (``rollup_days``, ``rollup_days_by_metric``),
-        a few hours at a time from where the last sweep stopped for those days (the table
-        is hour-major: a range of hours, never a scan of the year)."""
+        """Hours older than each metric's days (``rollup_days``, ``rollup_days_by_metric``,
+        at most ``hourly_days`` and only once folded into days), a few hours at a time from
+        where the last sweep stopped for those days (the table is hour-major: a range of
+        hours, never a scan of the year); then the days older than the metric's days."""
         conn, s = self.conn, self.settings
         codes = raw.names(conn, "m")
         by_days: dict[float, list[int]] = {}
@@ -405,11 +439,15 @@ class Retention:
         first = conn.execute("SELECT hour FROM rollups ORDER BY hour LIMIT 1").fetchone()
         if first is None:
             return
+        # Hours go after hourly_days, once added into their days (``daily_until``).
+        mark = conn.execute("SELECT value FROM meta WHERE key='daily_until'").fetchone()
+        folded = int(float(mark[0])) if mark else 0
         for days, metrics in sorted(by_days.items()):
-            key = f"rollups_expired:{days:g}"
+            hourly = min(days, s.hourly_days)
+            key = f"rollups_expired:{hourly:g}"
             row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
             start = max(int(first[0]), int(float(row[0])) if row else 0)
-            cut = int((now - days * DAY) // HOUR)
+            cut = min(int((now - hourly * DAY) // HOUR), folded)
             marks = ",".join("?" * len(metrics))
             while start < cut:
                 t = self.timer()
@@ -422,6 +460,33 @@ class Retention:
                 _set_meta(conn, key, start)
                 self.key_size.adapt(self.timer() - t)
                 yield True
+            yield from self._expire_days(now, days, metrics, stats)
+
+    def _expire_days(
+        self, now: float, days: float, metrics: list[int], stats: SweepStats
+    ) -> Iterator[bool]:
+        """Daily rollups of ``metrics`` older than ``days``: a range of each device's series
+        (the table is device-major), a few devices per unit, once a day."""
+        conn = self.conn
+        cut = int((now - days * DAY) // DAY)
+        key = f"daily_expired:{days:g}"
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        if row is not None and int(float(row[0])) >= cut:
+            return
+        marks = ",".join("?" * len(metrics))
+        devices = sorted(raw.names(conn, "d"))
+        per_unit = max(1, self.key_size.rows // len(metrics))
+        for i in range(0, len(devices), per_unit):
+            t = self.timer()
+            for device in devices[i : i + per_unit]:
+                stats.deleted += conn.execute(
+                    f"DELETE FROM rollups_daily WHERE device = ? AND metric IN ({marks})"
+                    " AND day < ?",
+                    (device, *metrics, cut),
+                ).rowcount
+            self.key_size.adapt(self.timer() - t)
+            yield True
+        _set_meta(conn, key, cut)
 
     def _expire_dead_letters(self, before: float, stats: SweepStats) -> Iterator[bool]:
         """Dead letters by id, oldest first, up to the first one still kept: no index has
