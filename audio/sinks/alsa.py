@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 
 from audio.errors import SinkError
-from audio.sinks.null import Clock, PlaybackBase, system_clock, wav_seconds
+from audio.sinks.null import PlaybackBase, wav_seconds
 from audio.sinks.streams import AlsaStream
+from audio.sinks.timing import Clock, system_clock
 
 __all__ = ["AlsaPlayback", "AlsaSink"]
 

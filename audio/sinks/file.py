@@ -21,8 +21,9 @@ from datetime import datetime
 from pathlib import Path
 
 from audio.errors import SinkError
-from audio.sinks.null import Clock, PlaybackBase, system_clock, utc, wav_seconds
+from audio.sinks.null import PlaybackBase, wav_seconds
 from audio.sinks.streams import FileStream
+from audio.sinks.timing import Clock, system_clock, utc
 
 __all__ = ["FilePlayback", "FileSink"]
 

@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import threading
 import wave
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from audio.errors import SinkError
+from audio.sinks.streams import NullStream
+from audio.sinks.timing import Clock, system_clock, utc
 
-if TYPE_CHECKING:
-    from audio.sinks.streams import NullStream
-
-__all__ = ["Clock", "NullPlayback", "NullSink", "PlaybackBase", "system_clock", "wav_seconds"]
-
-Clock = Callable[[], datetime]
+__all__ = ["NullPlayback", "NullSink", "PlaybackBase", "wav_seconds"]
 
 # stop() returns once the playback thread has finished; this only bounds a wedged one.
 _STOP_JOIN_S = 1.0
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-def utc(dt: datetime) -> datetime:
-    """Aware UTC; a naive time from a test clock is taken to be UTC already."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def wav_seconds(wav: Path) -> float:
@@ -142,6 +129,5 @@ class NullSink:
         self, *, announcement_id: str, zones: Sequence[str], rate: int, channels: int
     ) -> NullStream:
         """A live broadcast that plays nowhere."""
-        from audio.sinks.streams import NullStream  # streams imports this module
 
         return NullStream(rate, channels)

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio.errors import SinkError
-from audio.sinks.null import Clock, PlaybackBase, system_clock, wav_seconds
+from audio.sinks.null import PlaybackBase, wav_seconds
+from audio.sinks.timing import Clock, system_clock
 
 if TYPE_CHECKING:
     from audio.sinks import Playback, Sink

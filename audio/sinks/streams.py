@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from audio.errors import SinkError
-from audio.sinks.null import Clock, utc
+from audio.sinks.timing import Clock, utc
 
 __all__ = ["AHEAD_S", "AlsaStream", "FileStream", "NullStream", "Pacer", "PcmStream"]
 

@@ -14,18 +14,37 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from audio.cache import Rendered
+from audio.lexicon import Lexicon
 from hub.api.deps import HubDep, read_body, require
 from hub.api.errors import documented
 from hub.api.schemas import AUDIO, json_of
+from hub.app import Hub
 from hub.broadcast.rendering import AUDIO_TYPES
 from hub.services.lexicon import (
     MAX_CSV_BYTES,
     MAX_ENTRIES,
     EntryIn,
+    LexiconBook,
     ListenIn,
-    for_hub,
 )
 from hub.services.users import User
+
+
+def for_hub(hub: Hub) -> LexiconBook:
+    """The service over a built hub (stateless: made per request by the API and the page):
+    a change re-renders what uses it, then the rules' emergency texts."""
+    upkeep = hub.announcements.upkeep
+    renderer = hub.announcements.renderer
+
+    def changed(words: frozenset[str]) -> None:
+        upkeep.words_changed(words, then=hub.prerender)
+
+    def preview(text: str, voice: str | None, lexicon: Lexicon) -> Rendered:
+        return renderer.preview(text, voice, keep=upkeep.keep(), lexicon=lexicon)
+
+    return LexiconBook(hub.store, hub.clock, changed=changed, preview=preview)
+
 
 router = APIRouter(tags=["lexicon"])
 

@@ -27,7 +27,8 @@ from typing import Protocol
 
 from audio.errors import AudioError, SinkError
 from audio.sinks import PcmStream, Playback, Sink
-from audio.sinks.null import Clock, PlaybackBase
+from audio.sinks.null import PlaybackBase
+from audio.sinks.timing import Clock
 
 log = logging.getLogger(__name__)
 

@@ -10,18 +10,29 @@ Threads: ``begin`` in the request's worker thread; ``keep`` in ``live-finish``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from audio.live_decode import encode_recording
 from audio.render import web_format
+from hub.broadcast.models import Actor
 from hub.clock import Clock
 from hub.events import Dispatcher
 from hub.settings import Settings
 from hub.store import Store
 from hub.store.announcements import AnnouncementTable
 
-if TYPE_CHECKING:
-    from hub.broadcast.live import LiveSession
+
+class Recorded(Protocol):
+    """What the record needs of a live session (:class:`hub.broadcast.live.LiveSession`)."""
+
+    id: str
+    actor: Actor
+    zones: tuple[str, ...]
+    voice_s: float
+    recording: Path
+    reason: str | None
+
 
 __all__ = ["CATEGORY", "LiveRecords"]
 
@@ -41,7 +52,7 @@ class LiveRecords:
         self.settings, self.store, self.clock = settings, store, clock
         self.table, self.events = table, events
 
-    def begin(self, s: LiveSession, title: str, published: bool) -> None:
+    def begin(self, s: Recorded, title: str, published: bool) -> None:
         """The announcement of category ``live``, written when it starts (audited)."""
         now = self.clock.now()
         local = now.astimezone(self.settings.tz).replace(tzinfo=None)
@@ -72,7 +83,7 @@ class LiveRecords:
             )
         self.events.publish(self.table.changed(s.id))
 
-    def keep(self, s: LiveSession) -> str | None:
+    def keep(self, s: Recorded) -> str | None:
         """The recording becomes the announcement's audio (or, if nothing was said on air,
         the announcement is cancelled); the end is audited. The audio's URL, or None."""
         voice_s = s.voice_s

@@ -33,7 +33,6 @@ from hub.store import lexicon as repo
 
 if TYPE_CHECKING:
     from audio.cache import Rendered
-    from hub.app import Hub
 
 #: Entries kept at most (a village has a few dozen to a few hundred).
 MAX_ENTRIES = 2000
@@ -378,18 +377,3 @@ def parse_csv(data: bytes) -> list[Entry]:
     if not entries:
         raise LexiconRefused("file", "no_rows", "the file holds no entry (word,say,note)")
     return entries
-
-
-def for_hub(hub: Hub) -> LexiconBook:
-    """The service over a built hub (stateless: made per request by the API and the page):
-    a change re-renders what uses it, then the rules' emergency texts."""
-    upkeep = hub.announcements.upkeep
-    renderer = hub.announcements.renderer
-
-    def changed(words: frozenset[str]) -> None:
-        upkeep.words_changed(words, then=hub.prerender)
-
-    def preview(text: str, voice: str | None, lexicon: Lexicon) -> Rendered:
-        return renderer.preview(text, voice, keep=upkeep.keep(), lexicon=lexicon)
-
-    return LexiconBook(hub.store, hub.clock, changed=changed, preview=preview)

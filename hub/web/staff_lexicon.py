@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from audio.lexicon import canonical
+from hub.api.lexicon import for_hub
 from hub.app import Hub
 from hub.broadcast.rendering import AUDIO_TYPES
 from hub.errors import NotFound
@@ -33,7 +34,6 @@ from hub.services.lexicon import (
     MAX_WORD,
     LexiconRefused,
     LexiconTooLarge,
-    for_hub,
 )
 from hub.web.render import SCRIPT_KEYS, hub_of, not_found, read_form, render, translator
 from hub.web.session import Session, form_session, require_page
