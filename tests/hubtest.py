@@ -97,7 +97,8 @@ class InProcessHub:
         key = role or ""
         if key not in self._clients:
             headers = {"Authorization": f"Bearer {self.token(role)}"} if role else {}
-            self._clients[key] = httpx.Client(base_url=self.url, headers=headers, timeout=10)
+            # Writes that render audio take seconds on a loaded machine.
+            self._clients[key] = httpx.Client(base_url=self.url, headers=headers, timeout=30)
         return self._clients[key]
 
     def token(self, role: str) -> str:

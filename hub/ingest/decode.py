@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 from devices.adapters import Router
 from devices.events import AnnounceCommand, Availability, DecodeError, Ignored, Reading
@@ -38,11 +38,14 @@ from hub.store import readings as raw
 
 log = logging.getLogger(__name__)
 
-#: Does a rule watch this reading? (device id, metric names) -> bool; cheap, per reading.
-Watched = Callable[[str, Sequence[str]], bool]
+#: Could this reading change a rule's state? (device id, its metrics, the device's previous
+#: values) -> bool; cheap, per reading.
+Watched = Callable[[str, Mapping[str, float], Mapping[str, float]], bool]
 
 
-def nothing_watched(device_id: str, metrics: Sequence[str]) -> bool:
+def nothing_watched(
+    device_id: str, metrics: Mapping[str, float], before: Mapping[str, float]
+) -> bool:
     return False
 
 
@@ -158,7 +161,9 @@ class Decoder:
         if isinstance(ev, Reading):
             if known is not None and not p.urgent:
                 names = ev.metrics.keys()
-                if not names <= dev.metrics.keys() or self.watched(ev.device_id, list(names)):
+                if not names <= dev.metrics.keys() or self.watched(
+                    ev.device_id, ev.metrics, dev.metrics
+                ):
                     p.urgent = True
             dev.metrics.update(ev.metrics)
             dev.info.update(ev.info)

@@ -64,7 +64,9 @@ class WebHub(InProcessHub):
 
     def browser_client(self) -> httpx.Client:
         """A fresh client with its own cookie jar (a person with a phone); close it."""
-        return httpx.Client(base_url=self.url, timeout=10, follow_redirects=False)
+        # Saving an announcement renders it (TTS, loudness, the web copy): a few seconds
+        # on a loaded 2-core CI machine can pass 10.
+        return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
 
     def sign_in(self, name: str, role: str, password: str = PASSWORD) -> httpx.Client:
         """A client signed in through the web form (its session cookie set)."""
