@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -40,12 +41,15 @@ def wait_for(cond: Callable[[], Any], timeout: float = 5.0, what: str = "conditi
 
 
 def hub_settings(broker: Broker, data_dir: Path, **env: str) -> Settings:
+    # Site and client id unique per data folder: two modules of one worker both using a
+    # folder named "hub" must not share retained topics or the broker's session.
+    tag = f"{os.getpid()}-{hashlib.sha1(str(data_dir).encode()).hexdigest()[:6]}"
     base = {
-        "LANGSO_SITE": f"t-{data_dir.name.lower()[:20]}-{os.getpid()}",
+        "LANGSO_SITE": f"t-{data_dir.name.lower()[:20]}-{tag}",
         "LANGSO_DATA_DIR": str(data_dir),
         "LANGSO_MQTT__HOST": broker.host,
         "LANGSO_MQTT__PORT": str(broker.port),
-        "LANGSO_MQTT__CLIENT_ID": f"hub-{data_dir.name}-{os.getpid()}",
+        "LANGSO_MQTT__CLIENT_ID": f"hub-{data_dir.name}-{tag}",
         "LANGSO_MQTT__RECONNECT_MIN_S": "1",
         "LANGSO_MQTT__RECONNECT_MAX_S": "1",
         "LANGSO_HTTP__PORT": str(free_port()),

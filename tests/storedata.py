@@ -89,20 +89,20 @@ def readings_of(conn: sqlite3.Connection, device_id: str) -> list[dict[str, Any]
     device = raw.code_of(conn, "d", device_id)
     if device is None:
         return []
-    metrics = raw.names(conn, "m")
     rows = conn.execute(
         "SELECT slot, ms, vals FROM readings WHERE device=? ORDER BY slot, ms", (device,)
     ).fetchall()
+    # The names after the rows: a code is committed with (or before) the first row using
+    # it, so names read later know every code the rows hold (the writer runs meanwhile).
+    metrics = raw.names(conn, "m")
     return [{metrics[c]: v for c, v in codec.decode(r[2])} for r in rows]
 
 
 def all_readings(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every raw reading's metrics (any device)."""
-    metrics = raw.names(conn, "m")
-    return [
-        {metrics[c]: v for c, v in codec.decode(r[0])}
-        for r in conn.execute("SELECT vals FROM readings")
-    ]
+    rows = conn.execute("SELECT vals FROM readings").fetchall()
+    metrics = raw.names(conn, "m")  # after the rows, as in readings_of
+    return [{metrics[c]: v for c, v in codec.decode(r[0])} for r in rows]
 
 
 def newest_reading(conn: sqlite3.Connection) -> dict[str, Any] | None:
