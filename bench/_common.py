@@ -223,6 +223,21 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def settle(pid: int, deadline: Deadline, seconds: float = 3.0) -> None:
+    """Wait until ``pid`` used under 5 % of a core for ``seconds`` (bounded)."""
+    while not deadline.expired():
+        before = proc_cpu_s(pid)
+        time.sleep(seconds)
+        if proc_cpu_s(pid) - before < 0.05 * seconds:
+            return
+    raise BenchError("the hub did not go idle")
+
+
+def rss_mb(pid: int) -> float:
+    """``pid``'s resident memory now, MB."""
+    return round(proc_status_kb(pid).get("VmRSS", 0) / 1024, 1)
+
+
 def thread_cpu_s(pid: int) -> dict[str, float]:
     """CPU seconds per thread of ``pid``, keyed ``comm/tid`` (``/proc/<pid>/task/*/stat``).
 

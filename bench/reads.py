@@ -80,7 +80,8 @@ from bench._common import (
     log,
     percentile,
     proc_cpu_s,
-    proc_status_kb,
+    rss_mb,
+    settle,
 )
 from bench._yeardb import (
     Pending,
@@ -227,20 +228,6 @@ async def _load(
         "hub_cpu_ms_per_request": round(cpu * 1000 / len(lat), 1),
         **({"points": max(p for _, p in done)} if paths[0].startswith("/api/devices/") else {}),
     }
-
-
-def settle(pid: int, deadline: Deadline, seconds: float = 3.0) -> None:
-    """Wait until the hub used under 5 % of a core for ``seconds`` (bounded)."""
-    while not deadline.expired():
-        before = proc_cpu_s(pid)
-        time.sleep(seconds)
-        if proc_cpu_s(pid) - before < 0.05 * seconds:
-            return
-    raise BenchError("the hub did not go idle")
-
-
-def rss_mb(pid: int) -> float:
-    return round(proc_status_kb(pid).get("VmRSS", 0) / 1024, 1)
 
 
 # -- the run --------------------------------------------------------------------------------

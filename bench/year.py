@@ -61,8 +61,8 @@ from bench._common import (
     Mosquitto,
     log,
     percentile,
-    proc_cpu_s,
-    proc_status_kb,
+    rss_mb,
+    settle,
 )
 from bench._yeardb import (
     DAY,
@@ -205,20 +205,6 @@ def load(
     return lat, errors[0], points[0]
 
 
-def quiet(pid: int, deadline: Deadline, seconds: float = 2.0) -> None:
-    """Wait until the hub used under 5 % of a core for ``seconds`` (bounded)."""
-    while not deadline.expired():
-        before = proc_cpu_s(pid)
-        time.sleep(seconds)
-        if proc_cpu_s(pid) - before < 0.05 * seconds:
-            return
-    raise BenchError("the hub did not go idle")
-
-
-def rss_mb(pid: int) -> float:
-    return round(proc_status_kb(pid).get("VmRSS", 0) / 1024, 1)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     deadline = Deadline(args.timeout)
     work = Path(tempfile.mkdtemp(prefix="langso-bench-year-"))
@@ -242,7 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # Idle: once the request threads and their connections exist (the device
                 # list from every client), as under any load.
                 load(hub.url, headers, ["/api/devices"], args.clients, 3, deadline)
-                quiet(hub.pid, deadline)
+                settle(hub.pid, deadline, 2.0)
                 idle = rss_mb(hub.pid)
                 log(f"idle RSS {idle} MB; the load: {args.clients} clients")
                 n, think = args.requests, args.think
