@@ -10,6 +10,7 @@ in :mod:`hub.web.staff_schedule` and :mod:`hub.web.staff_dashboard`), or links t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from hub.app import Hub
 from hub.broadcast.recurrence import local_naive
-from hub.clock import iso
+from hub.clock import iso, local_time
 from hub.store import announcement_view as view
 from hub.store import read_models
 from hub.web.public_pages import EMERGENCY_BANNER_S, on_air
@@ -40,28 +41,50 @@ FOLLOW_UPS = 20
 CUT = ("preempted", "cancelled", "interrupted", "failed")
 
 
-def _aired(hub: Hub, t: Translator, aid: str, now: float) -> list[dict[str, Any]]:
+def aired_row(
+    t: Translator,
+    hub: Hub,
+    now: float,
+    *,
+    status: str,
+    scheduled_for: float,
+    started_at: float | None,
+    ended_at: float | None,
+    zones: Sequence[str],
+    detail: str | None,
+) -> dict[str, Any]:
+    """One broadcast as the history and the announcement's page list it. One played in
+    full lasts what its announcement says (one length, chimes and repeats in it); one cut
+    short says when it was cut."""
     tz = hub.settings.tz
-    names = hub.settings.gpio.zone_names
-    out = []
-    for b in view.broadcasts(hub.store, aid, AIRED_ROWS):
-        ran = b.ended_at - b.started_at if b.started_at and b.ended_at else None
-        out.append(
-            {
-                "status": b.status,
-                "scheduled": when_text(t, b.scheduled_for, tz, now),
-                "scheduled_iso": iso(b.scheduled_for),
-                "started": "" if b.started_at is None else _hms(b.started_at, hub),
-                "cut": cut_text(t, ran) if ran is not None and b.status in CUT else "",
-                "zones": zones_text(t, b.zones, names),
-                "detail": detail_text(t, b.detail),
-            }
+    return {
+        "status": status,
+        "scheduled": when_text(t, scheduled_for, tz, now),
+        "scheduled_iso": iso(int(scheduled_for)),
+        "started": f"{local_time(started_at, tz):%H:%M:%S}" if started_at else "",
+        "cut": (
+            cut_text(t, ended_at - started_at) if status in CUT and started_at and ended_at else ""
+        ),
+        "zones": zones_text(t, zones, hub.settings.gpio.zone_names),
+        "detail": detail_text(t, detail),
+    }
+
+
+def _aired(hub: Hub, t: Translator, aid: str, now: float) -> list[dict[str, Any]]:
+    return [
+        aired_row(
+            t,
+            hub,
+            now,
+            status=b.status,
+            scheduled_for=b.scheduled_for,
+            started_at=b.started_at,
+            ended_at=b.ended_at,
+            zones=b.zones,
+            detail=b.detail,
         )
-    return out
-
-
-def _hms(ts: float, hub: Hub) -> str:
-    return f"{datetime.fromtimestamp(ts, hub.settings.tz):%H:%M:%S}"
+        for b in view.broadcasts(hub.store, aid, AIRED_ROWS)
+    ]
 
 
 def _page(request: Request, hub: Hub, aid: str) -> HTMLResponse:

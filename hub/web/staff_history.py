@@ -18,17 +18,15 @@ from fastapi.responses import HTMLResponse, Response
 
 from hub.app import Hub
 from hub.broadcast.recurrence import local_naive, to_utc
-from hub.clock import iso, local_time
+from hub.clock import local_time
 from hub.store import read_models
 from hub.store.read_models import Logged
 from hub.web.forms import parse_date
 from hub.web.render import hub_of, render, translator
 from hub.web.session import require_page
-from hub.web.staff_announcement import CUT
+from hub.web.staff_announcement import aired_row
 from hub.web.staff_words import detail_text, zones_text
 from hub.words import Translator
-from hub.words.lengths import cut_text
-from hub.words.times import when_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -103,9 +101,7 @@ def history_page(request: Request) -> HTMLResponse:
     t = translator(request)
     flt = _filter(request)
     rows = flt.lines(hub, HISTORY_ROWS + 1)
-    tz = hub.settings.tz
     now = hub.clock.now().timestamp()
-    names = hub.settings.gpio.zone_names
     return render(
         request,
         "staff_history.html",
@@ -118,19 +114,19 @@ def history_page(request: Request) -> HTMLResponse:
         rows=[
             {
                 "title": r.title,
-                "status": r.status,
                 "priority": r.priority,
-                "zones": zones_text(t, r.zones, names),
-                "scheduled": when_text(t, r.scheduled_for, tz, now),
-                "scheduled_iso": iso(int(r.scheduled_for)),
-                "started": f"{_local(r.started_at, tz):%H:%M:%S}" if r.started_at else "",
                 "id": r.announcement_id,
-                # A broadcast played in full lasts what its announcement's page says (one
-                # length, chimes and repeats in it); one cut short says when it was cut.
-                "cut": cut_text(t, r.ended_at - r.started_at)
-                if r.status in CUT and r.started_at and r.ended_at
-                else "",
-                "detail": detail_text(t, r.detail),
+                **aired_row(
+                    t,
+                    hub,
+                    now,
+                    status=r.status,
+                    scheduled_for=r.scheduled_for,
+                    started_at=r.started_at,
+                    ended_at=r.ended_at,
+                    zones=r.zones,
+                    detail=r.detail,
+                ),
             }
             for r in rows[:HISTORY_ROWS]
         ],
