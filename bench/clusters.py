@@ -43,7 +43,14 @@ from pathlib import Path
 from typing import Any
 
 from audio.sinks import FileSink, SnapcastSink
-from bench._common import Mosquitto, free_port, inprocess_settings, percentile, proc_cpu_s
+from bench._common import (
+    BenchError,
+    Mosquitto,
+    free_port,
+    inprocess_settings,
+    percentile,
+    proc_cpu_s,
+)
 from hub.broadcast.clusters import Cluster, Clusters
 from hub.events import AlertChange
 from tests.live_client import FRAME, LivePhone, silence
@@ -211,12 +218,10 @@ def _live_latency(work: Path, server: SnapServer, client: SnapClientProc) -> dic
 
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
     from hub.app import build_hub
-    from hub.broadcast.live import LiveBroadcasts
     from hub.clock import SystemClock
     from hub.server import create_app
     from hub.services.users import Users
 
-    s = server.settings
     broker = Mosquitto(work / "mqtt").start()
     port = free_port()
     settings = inprocess_settings(
@@ -224,20 +229,13 @@ def _live_latency(work: Path, server: SnapServer, client: SnapClientProc) -> dic
         broker.port,
         LANGSO_HTTP__PORT=str(port),
         LANGSO_AUDIO__SINK="null",
-        LANGSO_CLUSTERS__ENABLED="true",
-        LANGSO_CLUSTERS__CONTROL_PORT=str(s.control_port),
-        LANGSO_CLUSTERS__SOURCE_PORT=str(s.source_port),
-        LANGSO_CLUSTERS__BUFFER_MS=str(s.buffer_ms),
-        LANGSO_CLUSTERS__LOCAL_SINK="false",
+        **server.hub_env(),
         LANGSO_CLUSTERS__EVERYWHERE=json.dumps([client.id]),
         LANGSO_LIVE__CHIMES="false",
     )
     hub = build_hub(settings, clock=SystemClock())
-    if not isinstance(getattr(hub, "live", None), LiveBroadcasts):  # until build_hub has it
-        hub.live = LiveBroadcasts(  # type: ignore[attr-defined]
-            settings, hub.store, hub.clock, table=hub.announcements.table,
-            playout=hub.playout, events=hub.events,
-        )  # fmt: skip
+    if hub.live is None:
+        raise BenchError("live broadcasts are off (live.enabled)")
     web = uvicorn.Server(
         uvicorn.Config(create_app(hub), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -52,6 +52,18 @@ class SnapServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
+    def hub_env(self) -> dict[str, str]:
+        """The ``[clusters]`` settings of a hub fed into this server (environment form), the
+        hub's own sound card off."""
+        c = self.settings
+        return {
+            "LANGSO_CLUSTERS__ENABLED": "true",
+            "LANGSO_CLUSTERS__CONTROL_PORT": str(c.control_port),
+            "LANGSO_CLUSTERS__SOURCE_PORT": str(c.source_port),
+            "LANGSO_CLUSTERS__BUFFER_MS": str(c.buffer_ms),
+            "LANGSO_CLUSTERS__LOCAL_SINK": "false",
+        }
+
     def start(self) -> None:
         with open(self.workdir / "snapserver.log", "ab") as log:
             self.proc = subprocess.Popen(

@@ -61,7 +61,6 @@ def village(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     work = tmp_path_factory.mktemp("live-browser")
     server = SnapServer(work / "snapserver", buffer_ms=400)
     clients = {cid: SnapClientProc(server, cid, work) for cid in CLUSTERS}
-    c = server.settings
     chime = work / "chime.wav"
     with wave.open(str(chime), "wb") as w:  # a short chime: the test does not wait 2 s
         w.setnchannels(1)
@@ -71,13 +70,9 @@ def village(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     settings = hub_settings(
         broker,
         work / "hub",
-        LANGSO_CLUSTERS__ENABLED="true",
-        LANGSO_CLUSTERS__CONTROL_PORT=str(c.control_port),
-        LANGSO_CLUSTERS__SOURCE_PORT=str(c.source_port),
-        LANGSO_CLUSTERS__BUFFER_MS=str(c.buffer_ms),
+        **server.hub_env(),
         LANGSO_CLUSTERS__POLL_S="0.5",
         LANGSO_CLUSTERS__AMP_TAIL_S="0.2",
-        LANGSO_CLUSTERS__LOCAL_SINK="false",
         LANGSO_HEALTH__DEVICES=json.dumps(
             {cid: {"zone": z, "name": n} for cid, (z, n) in CLUSTERS.items()}
         ),

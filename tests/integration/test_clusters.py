@@ -141,18 +141,13 @@ def village(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     work = tmp_path_factory.mktemp("clusters")
     server = SnapServer(work / "snapserver", buffer_ms=400)
     clients = {cid: SnapClientProc(server, cid, work) for cid in ZONES}
-    c = server.settings
     devices = {cid: {"zone": z, "name": n} for cid, (z, n) in ZONES.items()}
     settings = hub_settings(
         broker,
         work / "hub",
-        LANGSO_CLUSTERS__ENABLED="true",
-        LANGSO_CLUSTERS__CONTROL_PORT=str(c.control_port),
-        LANGSO_CLUSTERS__SOURCE_PORT=str(c.source_port),
-        LANGSO_CLUSTERS__BUFFER_MS=str(c.buffer_ms),
+        **server.hub_env(),
         LANGSO_CLUSTERS__POLL_S="0.5",
         LANGSO_CLUSTERS__AMP_TAIL_S="0.2",
-        LANGSO_CLUSTERS__LOCAL_SINK="false",
         LANGSO_HEALTH__DEVICES=json.dumps(devices),
         LANGSO_ANNOUNCEMENTS__QUIET_HOURS="",
         LANGSO_ANNOUNCEMENTS__EMERGENCY_REPEATS="1",
