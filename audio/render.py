@@ -192,6 +192,27 @@ def measure_loudness(path: Path) -> tuple[float, float]:
     return _parse_ebur128(stderr)
 
 
+def measure_pcm_loudness(pcm: bytes, rate: int) -> tuple[float, float]:
+    """:func:`measure_loudness` of mono s16 PCM in memory, fed to ffmpeg through a pipe:
+    nothing written to the card (the emergency frames are measured this way, a few times
+    each, at every start)."""
+    argv = ["ffmpeg", "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(rate), "-ac", "1",
+            "-i", "pipe:0", "-af", "ebur128=peak=true", "-f", "null", "-"]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            argv, input=pcm, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            timeout=_FFMPEG_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise AudioError(f"ffmpeg took longer than {_FFMPEG_TIMEOUT_S:g} s") from exc
+    except OSError as exc:
+        raise AudioError(f"ffmpeg cannot run ({exc}): apt install ffmpeg") from exc
+    if proc.returncode != 0:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise AudioError(f"ffmpeg failed: {lines[-1] if lines else 'no message'}")
+    return _parse_ebur128(proc.stderr)
+
+
 def _gain_chain(gain_db: float, limit_db: float | None) -> str:
     filters = [f"volume={gain_db:.3f}dB"]
     if limit_db is not None:

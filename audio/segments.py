@@ -22,15 +22,16 @@ import hashlib
 import math
 import re
 import tempfile
+import time
 import warnings
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from audio.chimes import chime
 from audio.normalize import normalize
-from audio.render import RenderSpec, measure_loudness
+from audio.render import RenderSpec, measure_pcm_loudness
 from audio.tts import TTSEngine
 
 with warnings.catch_warnings():
@@ -47,7 +48,15 @@ with warnings.catch_warnings():
     from pydub import AudioSegment
     from pydub.silence import detect_leading_silence
 
-__all__ = ["Frame", "assemble", "number_spans", "prepare_frame", "speak_words", "write_pcm_wav"]
+__all__ = [
+    "Frame",
+    "assemble",
+    "number_spans",
+    "prepare_frame",
+    "speak_words",
+    "varying_numbers",
+    "write_pcm_wav",
+]
 
 #: A number as a rule writes a reading (``value_text``: 350, 3,5, -2).
 _NUMBER = re.compile(r"(?<![\w.,])-?\d+(?:[.,]\d+)?(?![\w])")
@@ -72,6 +81,26 @@ def number_spans(text: str) -> list[tuple[str, str, str]]:
     return [(text[: m.start()], m.group(), text[m.end() :]) for m in _NUMBER.finditer(text)]
 
 
+def varying_numbers(texts: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+    """For each ``(group, text)``, the positions (in :func:`number_spans`) of the numbers
+    that differ among the texts of its group and shape (the same words, other numbers):
+    a rule's texts for one device and several values differ at the value only, the
+    gauge's number and the alarm level being fixed words. A text alone: every number."""
+    pairs = list(texts)
+    seen: dict[tuple[str, str], list[list[str]]] = {}
+    for group, text in pairs:
+        seen.setdefault((group, _NUMBER.sub("#", text)), []).append(_NUMBER.findall(text))
+    varying: dict[tuple[str, str], list[int]] = {}
+    for shape, numbers in seen.items():
+        every = range(len(numbers[0]))
+        varying[shape] = (
+            [i for i in every if len({ns[i] for ns in numbers}) > 1]
+            if len(numbers) > 1
+            else list(every)
+        )
+    return {(g, t): varying[(g, _NUMBER.sub("#", t))] for g, t in pairs}
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A text's fixed parts around one number, ready to join (mono s16 PCM at ``rate``).
@@ -93,6 +122,9 @@ class Frame:
     limit_db: float
     lufs: float
     true_peak_db: float
+    #: How long the voice took to speak the sample number (seconds): whether a firing's
+    #: number can be said in time, or the text is better rendered whole ahead.
+    spoken_s: float = 0.0
 
     def middle(self, text: str) -> str | None:
         """The words ``text`` says between the fixed parts (its number, read in context),
@@ -216,13 +248,12 @@ def assemble(frame: Frame, middle: bytes | None) -> bytes:
     return limited(_program(frame, middle), frame.gain_db, frame.limit_db)
 
 
-def _calibrate(frame: Frame, sample: bytes, spec: RenderSpec, tmp: Path) -> Frame:
+def _calibrate(frame: Frame, sample: bytes, spec: RenderSpec) -> Frame:
     """The gain (and limit) that lands the program with ``sample`` on the target: measured
-    by ffmpeg's ebur128 as the full render measures, done ahead."""
+    by ffmpeg's ebur128 as the full render measures, done ahead (through a pipe: a frame
+    is measured a few times at every start, and nothing of it needs the card)."""
     raw = _program(frame, sample)
-    wav = tmp / "calibrate.wav"
-    write_pcm_wav(wav, raw, frame.rate)
-    lufs, _ = measure_loudness(wav)
+    lufs, _ = measure_pcm_loudness(raw, frame.rate)
     if not math.isfinite(lufs) or lufs <= -60:
         raise ValueError("the fixed parts are silent")
     target, ceiling = spec.target_lufs, spec.true_peak_db
@@ -230,8 +261,7 @@ def _calibrate(frame: Frame, sample: bytes, spec: RenderSpec, tmp: Path) -> Fram
     limit = ceiling - _LIMIT_MARGIN_DB
     peak = ceiling
     for _ in range(4):
-        write_pcm_wav(wav, limited(raw, gain, limit), frame.rate)
-        lufs, peak = measure_loudness(wav)
+        lufs, peak = measure_pcm_loudness(limited(raw, gain, limit), frame.rate)
         if peak > ceiling:
             limit -= peak - ceiling + 0.2  # inter-sample peaks over the sample ceiling
         elif abs(lufs - target) > _LUFS_TOLERANCE:
@@ -268,7 +298,12 @@ def prepare_frame(
         ]
         sample_words = normalize(before + _PROBES[0] + after)
         sample_words = sample_words[len(said_before) : len(sample_words) - len(said_after)]
-        sample = speak_words(engine, sample_words.strip(), spec, tmp)
+        # Twice, the quicker counts: the first may wait on a start-up's busy cores.
+        spoken_s = math.inf
+        for _ in range(2):
+            started = time.monotonic()
+            sample = speak_words(engine, sample_words.strip(), spec, tmp)
+            spoken_s = min(spoken_s, time.monotonic() - started)
         speech = _segment(b"".join([*pieces, sample]), rate)
         if not speech.raw_data or speech.dBFS == -math.inf:
             return None
@@ -298,9 +333,10 @@ def prepare_frame(
             limit_db=spec.true_peak_db - _LIMIT_MARGIN_DB,
             lufs=spec.target_lufs,
             true_peak_db=spec.true_peak_db,
+            spoken_s=spoken_s,
         )
         try:
-            return _calibrate(frame, sample, spec, tmp)
+            return _calibrate(frame, sample, spec)
         except ValueError as e:
             if log_failure is not None:
                 log_failure(str(e))

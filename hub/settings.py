@@ -333,8 +333,10 @@ class AudioSettings(_Model):
         6,
         ge=0,
         le=200,
-        description="Emergency texts the rules may say, rendered ahead at most (the most "
-        "urgent first; about 2 MB each); 0 renders them only when needed.",
+        description="Emergency texts the rules may say, made ready ahead at most (the most "
+        "urgent first): a text with a reading in it as its words around the number, in "
+        "memory; a fixed one (or any, with a voice too slow to say a number at once) "
+        "rendered into the render cache, about 2 MB each; 0: only when needed.",
     )
 
     @field_validator("rates")

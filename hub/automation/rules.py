@@ -474,7 +474,12 @@ class RulesEngine:
                     for far, k, cause in foreseen:
                         text = self._said(rule, a.template, dev, cause, now)
                         if text is not None:
-                            said = {"text": text, "priority": a.priority, "repeat": a.repeat}
+                            said = {
+                                "text": text,
+                                "priority": a.priority,
+                                "repeat": a.repeat,
+                                "group": f"{rule.id}/{dev or ''}",
+                            }
                             ranked.append((far, k, order, len(ranked), said))
         unique: dict[tuple[str, int], dict[str, Any]] = {}
         for *_, item in sorted(ranked, key=lambda r: r[:4]):

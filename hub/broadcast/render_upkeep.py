@@ -244,5 +244,5 @@ class RenderUpkeep:
         unique: dict[tuple[str, str, int], dict[str, Any]] = {}
         for i in items:
             unique.setdefault((i["text"], i["priority"], i["repeat"]), i)
-        chosen = list(unique.values())[: self.settings.audio.prerender_max]
-        return self.renderer.prerender(chosen, keep=self.keep())
+        limit = self.settings.audio.prerender_max
+        return self.renderer.prerender(list(unique.values()), keep=self.keep(), limit=limit)

@@ -9,9 +9,11 @@ its renders take their own lock, and two espeak-ng pipelines at once are fine a 
 An emergency whose text holds a value no render ahead foresaw (a rule's ``{value}``: the
 river at 350 cm when the texts ahead said 220 to 230) is assembled (``audio/segments.py``):
 the pre-render pass prepares a frame (the words around each number, spoken, with the gain
-that lands the program on its loudness) for every emergency text it renders, and when the
-rule fires only the number's words are spoken, within ``live_budget_s``, and joined to the
-frame in memory; the residents' copy is encoded afterwards (``emergency-web`` worker).
+that lands the program on its loudness) for every emergency text with a number, and when
+the rule fires only the number's words are spoken, within ``live_budget_s``, and joined to
+the frame in memory; the residents' copy is encoded afterwards (``emergency-web`` worker).
+Such a text is not rendered whole ahead unless the voice is too slow to say a number in
+time: frames cost no writes, and the texts a reading foresees change with the readings.
 When the number cannot be spoken in time (or the engine fails on it), the frame's fixed
 words play without the value, at once, and ``unspoken`` tells who fired it (the rule's
 firing line says so).
@@ -59,7 +61,14 @@ from audio.normalize import normalize
 # The render's own cache key and web format: an assembled emergency is stored as the
 # render cache stores a render, and a full render of the same text finds it as such.
 from audio.render import Rendered, RenderSpec, cache_key, render, web_format
-from audio.segments import Frame, assemble, number_spans, prepare_frame, speak_words
+from audio.segments import (
+    Frame,
+    assemble,
+    number_spans,
+    prepare_frame,
+    speak_words,
+    varying_numbers,
+)
 from audio.segments import write_pcm_wav as _write_wav
 from audio.tts import TTSEngine
 from hub.broadcast.models import AnnouncementError
@@ -374,31 +383,64 @@ class Renderer:
                 with suppress(OSError):
                     f.unlink()
 
-    def _prepare_frames(self, spec: RenderSpec) -> None:
-        """The frames of an emergency text rendered ahead (lexicon applied): one for each
-        number in it, so that another value of it is assembled at once."""
+    def _prepare_frames(
+        self, spec: RenderSpec, only: list[int] | None = None
+    ) -> tuple[list[str], bool]:
+        """The frames of an emergency text (lexicon applied): one for each number in it
+        (``only``: for these of its numbers), kept in memory. Their keys, and whether
+        every firing of this text can be said from them in time: each such number has a
+        frame, and the voice spoke its sample number within half of ``live_budget_s``."""
         assert spec.text is not None
-        for before, _, after in number_spans(spec.text):
+        keys: list[str] = []
+        quick = True
+        for i, (before, _, after) in enumerate(number_spans(spec.text)):
+            if only is not None and i not in only:
+                continue
             key = self._frame_key(spec, before, after)
             with self._frames_lock:
-                if key in self._frames:
+                frame = self._frames.get(key)
+                if frame is not None:
                     self._frames.move_to_end(key)
-                    continue
-            frame = prepare_frame(self.engine, spec, before, after, key=key)
             if frame is None:
-                continue
-            with self._frames_lock:
-                self._frames[key] = frame
-                while len(self._frames) > FRAMES_MAX:
-                    self._frames.popitem(last=False)
+                frame = prepare_frame(self.engine, spec, before, after, key=key)
+                if frame is None:
+                    quick = False
+                    continue
+                with self._frames_lock:
+                    self._frames[key] = frame
+                    while len(self._frames) > FRAMES_MAX:
+                        self._frames.popitem(last=False)
+            keys.append(key)
+            quick = quick and frame.spoken_s <= self.live_budget_s / 2
+        return keys, quick and bool(keys)  # no number to frame: rendered whole
 
-    def prerender(self, items: list[dict[str, Any]], keep: Keep | None = None) -> int:
-        """Render announcements a rule may make, ahead (the render cache keeps them): the
-        most urgent first, until emergency audio holds half the cache's budget. Each
-        emergency text's frames are made too (its value may be one not foreseen)."""
+    def prerender(
+        self, items: list[dict[str, Any]], keep: Keep | None = None, *, limit: int | None = None
+    ) -> int:
+        """Make ready the announcements a rule may make, the most urgent first, at most
+        ``limit`` renders, until emergency audio holds half the cache's budget; how many.
+
+        An emergency text with a number in it (a rule's ``{value}``) only needs its frames,
+        in memory, when the voice speaks a number in time: whatever the value, only its
+        words are said when the rule fires. Nothing is written for it (texts ahead that
+        change with each reading would otherwise be rendered, and written to the card,
+        again and again). Any other text (fixed, or a voice too slow for a number at the
+        time, like Piper's) is rendered whole into the render cache. A render, found or made,
+        counts one; so do a text's frames, unless an earlier text had them all (the texts of
+        one rule and device, for each value, share them). Only the numbers that differ
+        between the texts of one ``group`` (a rule and device) get frames (the value, not the
+        gauge's number or the alarm level)."""
         done = 0
+        framed: set[str] = set()
+        said: dict[str, str] = {}
+        for i in items:
+            try:
+                said[i["text"]] = self.spoken(i["text"])
+            except Exception:  # e.g. lengthened past the limit by the lexicon: said as written
+                said[i["text"]] = i["text"]
+        varying = varying_numbers((i.get("group", ""), said[i["text"]]) for i in items)
         for item in items:
-            if self._closed.is_set():
+            if self._closed.is_set() or (limit is not None and done >= limit):
                 break
             budget = self.cache.budget_bytes
             if budget is not None and self.cache.pinned_size() >= budget // 2:
@@ -416,13 +458,18 @@ class Renderer:
                 priority=item["priority"],
                 repeat=item["repeat"],
             )
+            spec = dataclasses.replace(spec, text=said[item["text"]])
+            assert spec.text is not None
             try:
-                with audio_refusals():
-                    spec = dataclasses.replace(spec, text=self.spoken(item["text"]))
                 with self.render_lock:
+                    if emergency and number_spans(spec.text):
+                        only = varying[(item.get("group", ""), spec.text)]
+                        keys, quick = self._prepare_frames(spec, only)
+                        if quick:
+                            done += not framed.issuperset(keys)
+                            framed.update(keys)
+                            continue
                     self._render(spec, emergency, keep or Keep())
-                    if emergency:
-                        self._prepare_frames(spec)
                 done += 1
             except Exception:
                 log.exception("pre-rendering %r failed", item["text"][:60])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from audio.cache import MIB
+from audio.normalize import normalize
 from devices.simulation.model import VillageModel
 from devices.simulator import Simulator
 from hub.clock import FakeClock
@@ -193,16 +194,31 @@ def test_a_first_start_with_the_shipped_rules_renders_a_small_bounded_set(
         level2 = v.hub.rules.rules["flood-level-2"]
         assert v.hub.rules.context(level2, nearest, {}, 0)["device.spoken"] in flood[0]["text"]
 
-        # The pre-render pass as the hub runs it: at most audio.prerender_max renders.
-        v.hub.prerender()
+        # The pre-render pass as the hub runs it: at most audio.prerender_max. The button's
+        # fixed text is rendered whole; a flood text (its level said when the rule fires)
+        # only gets its frame, in memory: nothing written for it.
+        renderer = v.hub.announcements.renderer
+        assert v.hub.announcements.prerender(texts) == 2
         render_dir = settings.data_dir / "render"
         cached = entries(render_dir)
-        assert len(cached) == 2
-        assert all(json.loads((render_dir / f"{k}.json").read_text())["emergency"] for k in cached)
-        # About 2 MB each (three repeats of ~10 s at 22.05 kHz, plus the web copy).
-        assert sum(cached.values()) <= 2 * 2.2 * MIB
-        said = {json.loads((render_dir / f"{k}.json").read_text())["text"] for k in cached}
-        assert any("khẩn cấp" in t.lower() for t in said)
+        assert len(cached) == 1
+        meta = json.loads((render_dir / f"{next(iter(cached))}.json").read_text())
+        assert meta["emergency"] and "khẩn cấp" in meta["text"].lower()
+        # About 2 MB (three repeats of ~10 s at 22.05 kHz, plus the web copy).
+        assert sum(cached.values()) <= 2.2 * MIB
+        # The text nearest to being said: one frame, around its level (the gauge's number
+        # and the alarm level are the same in all its texts), that every level fits.
+        frames = list(renderer._frames.values())
+        assert len(frames) == 1
+        assert normalize(flood[0]["text"]).startswith(frames[0].said_before)
+        assert frames[0].said_after.startswith(" xăng-ti-mét, vượt báo động hai.")
+        assert frames[0].middle(flood[0]["text"].replace("220 cm", "347 cm")) == (
+            "ba trăm bốn mươi bảy"
+        )
+        # A second pass finds them ready: nothing more made, nothing written.
+        assert v.hub.announcements.prerender(texts) == 2
+        assert entries(render_dir) == cached
+        assert list(renderer._frames.values()) == frames
     finally:
         stop.set()
         runner.join(10)
