@@ -7,7 +7,8 @@ Progress goes to stderr; stdout gets ONE JSON line::
      "tables_mb",
      "build_s", "devices_p99_ms", "year_series_p99_ms", "devices_p50_ms",
      "year_series_p50_ms", "series_points", "errors", "rss_idle_mb", "rss_after_mb",
-     "rss_30s_mb", "rss_30s_minus_idle_mb", "goals", "met", "ok"}
+     "rss_30s_mb", "rss_30s_minus_idle_mb", "backup_s", "backup_gz_mb", "backup_published",
+     "backup_staged_in_ram", "backup_card_mb", "goals", "met", "ok"}
 
 The database (:mod:`bench._yeardb`): 200 devices every 10 s as the simulator makes them
 (:mod:`devices.simulation`: 160 access points with their ten metrics, 40 water gauges),
@@ -33,8 +34,14 @@ of the hub (``VmRSS``): idle (after the device list from every client, so the re
 threads and their connections exist, and a quiet moment), right after the paced and
 saturated loads, and 30 s later.
 
-Goals (issue 13): database <= 500 MB; p99 <= 50 ms for the device list and <= 150 ms
-for a year's series; RSS 30 s after the load within 10 MB of idle; building under 5 min.
+The backup: ``python -m hub backup --out DIR`` (the command the nightly unit runs: the
+backup API copying every page in one step, ``integrity_check`` on the copy, gzip) while
+the hub takes 200 devices every 10 s through the broker and 20 clients read the series
+(paced): ``backup_s`` from its start to its exit.
+
+Goals (issue 13): database <= 500 MB; backup under load <= 60 s; p99 <= 50 ms for the
+device list and <= 150 ms for a year's series; RSS 30 s after the load within 10 MB of
+idle; building under 5 min.
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ from bench.api import PASSWORD, Hub, token
 
 GOALS = {
     "db_mb": 500.0,
+    "backup_s": 60.0,
     "devices_p99_ms": 50.0,
     "year_series_p99_ms": 150.0,
     "rss_30s_minus_idle_mb": 10.0,
@@ -205,6 +213,83 @@ def load(
     return lat, errors[0], points[0]
 
 
+def backup_under_load(
+    hub: Hub, broker_port: int, headers: dict[str, str], paths: list[str], deadline: Deadline
+) -> dict[str, Any]:
+    """``langso backup`` (as the nightly unit runs it) against the hub while it takes the
+    village's readings (200 devices every 10 s through the broker) and 20 clients read
+    (paced): its time, its size, and the readings stored meanwhile."""
+    import subprocess
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from bench.wear import DEVICES, body, village
+
+    stop = threading.Event()
+    sent = [0]
+
+    def publish() -> None:
+        pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="year-pub")
+        pub.connect("127.0.0.1", broker_port)
+        pub.loop_start()
+        devices = [(t.replace("/wear/", "/thon-bench/"), st) for t, st in village(time.time())]
+        t0 = time.monotonic()
+        try:
+            while not stop.is_set() and not deadline.expired():
+                topic, st = devices[sent[0] % DEVICES]
+                due = t0 + sent[0] * PERIOD_S / DEVICES
+                time.sleep(max(0.0, due - time.monotonic()))
+                pub.publish(topic, json.dumps(body(topic, st, time.time())), qos=1)
+                sent[0] += 1
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+
+    def read() -> None:
+        while not stop.is_set() and not deadline.expired():
+            load(hub.url, headers, paths, 20, 1, deadline, 1.0)
+
+    out_dir = hub.work / "backups"
+    workers = [threading.Thread(target=f, daemon=True) for f in (publish, read)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(5.0)  # the load running before the backup starts
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "hub", "backup", "--out", str(out_dir)],
+            env=hub.env,
+            capture_output=True,
+            text=True,
+            timeout=max(1.0, deadline.left()),
+            check=False,
+        )
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+    if done.returncode != 0:
+        raise BenchError(f"langso backup failed: {done.stderr.strip()[-500:]}")
+    log(f"backup: {done.stdout.strip()}")
+    (gz,) = out_dir.glob("hub-*.db.gz")
+    from hub.store import backup
+
+    db = hub.work / "data" / "hub.db"
+    in_ram = backup._staging(backup.RAM_STAGE, db, out_dir) != out_dir
+    card = gz.stat().st_size + (0 if in_ram else db.stat().st_size)
+    return {
+        "backup_s": round(took, 1),
+        "backup_gz_mb": round(gz.stat().st_size / 1e6, 1),
+        "backup_published": sent[0],
+        "backup_staged_in_ram": in_ram,
+        # What a night's backup writes to the card: the compressed copy, and the
+        # uncompressed one unless it was made in RAM.
+        "backup_card_mb": round(card / 1e6, 1),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     deadline = Deadline(args.timeout)
     work = Path(tempfile.mkdtemp(prefix="langso-bench-year-"))
@@ -247,6 +332,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 after = rss_mb(hub.pid)
                 time.sleep(min(30.0, max(0.0, deadline.left() - 5)))
                 later = rss_mb(hub.pid)
+                log("backup under load")
+                backed = backup_under_load(hub, broker.port, headers, paths, deadline)
             except BaseException:
                 log(f"hub log tail:\n{hub.log_tail()}")
                 raise
@@ -272,6 +359,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_after_mb": after,
         "rss_30s_mb": later,
         "rss_30s_minus_idle_mb": round(later - idle, 1),
+        **backed,
         "goals": GOALS,
     }
     out["met"] = {k: out[k] <= v for k, v in GOALS.items()} | {"no_errors": out["errors"] == 0}

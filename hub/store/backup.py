@@ -14,6 +14,7 @@ restore and a running hub apart.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gzip
 import os
@@ -40,6 +41,10 @@ _NAME = re.compile(r"^hub-(\d{8})(?:-(\d{6}))?\.db(\.gz)?$")
 #: The suffixes SQLite keeps beside a database in WAL mode.
 _SIDECARS = ("-wal", "-shm")
 _CHUNK = 1 << 20
+#: RAM the uncompressed copy is made in when it fits (a tmpfs on Debian and Pi OS).
+RAM_STAGE = Path("/dev/shm")
+#: Memory left to the hub and the system beside a copy staged in RAM.
+STAGE_SPARE = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,18 +95,23 @@ def snapshot(
     keep: int = 15,
     max_bytes: int = 1 << 30,
     reserve: int = LOW_BYTES,
+    stage: Path | None = RAM_STAGE,
 ) -> Snapshot:
     """Write ``out_dir/hub-YYYYmmdd-HHMMSS.db.gz`` (UTC) from the live database, verified,
     then prune older copies to ``keep`` files and ``max_bytes`` in all. Refused, before
     anything is written, when the copy would leave less than ``reserve`` bytes free on the
-    database's card (the hub's writes would fail: a full card is worse than no backup)."""
+    database's card (the hub's writes would fail: a full card is worse than no backup).
+
+    The uncompressed copy (checked, then compressed) is made in ``stage`` (RAM: a tmpfs)
+    when it fits there with memory to spare, else beside the backups: in RAM the card is
+    written the compressed copy only (a year's database: 140 MB a night instead of 440)."""
     if not db_path.exists():
         raise StoreError(f"no database at {db_path}: check data_dir in the settings")
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_room(db_path, out_dir, reserve)
     stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
     final = out_dir / f"hub-{stamp}.db.gz"
-    tmp_db = out_dir / f".hub-{stamp}.db.tmp"
+    tmp_db = _staging(stage, db_path, out_dir) / f".hub-{stamp}.db.tmp"
     tmp_gz = out_dir / f".hub-{stamp}.db.gz.tmp"
     try:
         _copy_online(db_path, tmp_db)
@@ -125,13 +135,48 @@ def snapshot(
     return Snapshot(final, final.stat().st_size, database_size, kept, removed)
 
 
+def _db_bytes(db_path: Path) -> int:
+    return sum(
+        p.stat().st_size for p in (db_path, db_path.with_name(db_path.name + "-wal")) if p.exists()
+    )
+
+
+def _mem_available() -> int:
+    """Linux's estimate of the memory a new use may take without swapping (0: unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _staging(stage: Path | None, db_path: Path, out_dir: Path) -> Path:
+    """Where the uncompressed copy goes: ``stage`` when it has room for it and the machine
+    keeps ``STAGE_SPARE`` of memory besides (a tmpfs fills RAM), else ``out_dir``. Copies
+    a killed run left in ``stage`` are removed first (nothing else clears a tmpfs)."""
+    if stage is None or not stage.is_dir():
+        return out_dir
+    for old in stage.glob(".hub-*.db.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink()
+    need = _db_bytes(db_path) * 11 // 10
+    try:
+        free = shutil.disk_usage(stage).free
+    except OSError:
+        return out_dir
+    if free < need or _mem_available() < need + STAGE_SPARE:
+        return out_dir
+    return stage
+
+
 def _check_room(db_path: Path, out_dir: Path, reserve: int) -> None:
     """The copy needs the database's size (uncompressed, while it is checked) and the gzip
     beside it (at most as much again); on the database's own file system ``reserve`` more
     stays free for the hub."""
-    size = sum(
-        p.stat().st_size for p in (db_path, db_path.with_name(db_path.name + "-wal")) if p.exists()
-    )
+    size = _db_bytes(db_path)
     need = 2 * size
     try:
         same = os.stat(out_dir).st_dev == os.stat(db_path).st_dev

@@ -361,11 +361,35 @@ def series(
                 out.sort(key=lambda b: b.ts)
         out += [Bucket(ts, v, v, v, 1) for ts, v in values]
     else:
-        parts += [(int((ts - t0) / width), 1, 1, ts, v, v, v) for ts, v in values]
-        out = _merged(parts, points)
+        out = _merged(parts + _raw_parts(values, t0, width, points), points)
     # The pages this read cached are one device's: no other request is likely to want
     # them, and with a connection per request thread the caches add up (40 x 2 MiB).
     release_memory(conn)
+    return out
+
+
+def _raw_parts(
+    values: list[tuple[float, float]], t0: float, width: float, points: int
+) -> list[_Part]:
+    """Raw readings (oldest first) added up per bucket, in one pass: a day's 8,640."""
+    out: list[_Part] = []
+    k = -1
+    n = sum_ts = total = lo = hi = 0.0
+    for ts, v in values:
+        b = min(int((ts - t0) / width), points - 1)
+        if b != k:
+            if n:
+                out.append((k, int(n), int(n), sum_ts, total, lo, hi))
+            k, n, sum_ts, total, lo, hi = b, 0.0, 0.0, 0.0, v, v
+        n += 1
+        sum_ts += ts
+        total += v
+        if v < lo:
+            lo = v
+        elif v > hi:
+            hi = v
+    if n:
+        out.append((k, int(n), int(n), sum_ts, total, lo, hi))
     return out
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -197,3 +197,35 @@ def test_a_backup_that_would_fill_the_card_is_refused_before_writing(tmp_path: P
     assert list(out.iterdir()) == []
     snap = backup.snapshot(data / "hub.db", out, now=datetime.now(UTC))
     assert [p.name for p in out.iterdir()] == [snap.path.name]
+
+
+def test_the_uncompressed_copy_is_made_in_ram_when_it_fits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, ram, out = tmp_path / "data", tmp_path / "ram", tmp_path / "data" / "backups"
+    ram.mkdir()
+    store = Store(data / "hub.db")
+    store.set_meta("state", "current")
+    store.close()
+    copied_to: list[Path] = []
+    real_copy = backup._copy_online
+
+    def copy(db: Path, dest: Path) -> None:
+        copied_to.append(dest.parent)
+        real_copy(db, dest)
+
+    monkeypatch.setattr(backup, "_copy_online", copy)
+    stale = ram / ".hub-20260101-000000.db.tmp"  # left by a run killed an hour ago or more
+    stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+
+    snap = backup.snapshot(data / "hub.db", out, now=datetime.now(UTC), stage=ram)
+    assert copied_to == [ram]
+    assert list(ram.iterdir()) == []  # the copy gone once compressed, the stale one too
+    with unpacked(snap.path, tmp_path / "check.db") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='state'").fetchone() == ("current",)
+
+    # Without memory to spare beside it, the copy is made beside the backups.
+    monkeypatch.setattr(backup, "_mem_available", lambda: 0)
+    backup.snapshot(data / "hub.db", out, now=datetime.now(UTC) + timedelta(seconds=1), stage=ram)
+    assert copied_to[-1] == out
