@@ -55,9 +55,9 @@ AHEAD_S = 7 * DAY
 
 #: A step starts no unit of work that would end past this (by the last unit's length),
 #: then commits (a commit of many deleted rows costs a few more ms) and yields.
-STEP_S = 0.04
+STEP_S = 0.03
 #: What one unit of work aims at.
-UNIT_S = 0.02
+UNIT_S = 0.015
 #: Bounds of a unit's size (rows read or deleted, rollup keys expired).
 MIN_UNIT, MAX_UNIT = 50, 20_000
 #: Rollup rows written per unit when an hour is whole (≈ 1 ms per 100 rows here).
