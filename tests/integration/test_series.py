@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,3 +188,40 @@ def test_the_api_documents_points(village: InProcessHub) -> None:
     points = next(p for p in params if p["name"] == "points")
     assert points["schema"]["minimum"] == 1 and points["schema"]["maximum"] == 5000
     assert points["schema"]["default"] == 500 and "bucket" in points["description"]
+
+
+def test_series_read_a_few_at_a_time_and_all_are_answered(
+    village: InProcessHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.services import devices as service
+    from hub.store import devices as repo
+
+    fill(village, "s-many", ((T - 10.0 * i, float(i)) for i in range(500)))
+    real, lock = repo.series, threading.Lock()
+    running, most = [0], [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough for every thread to be waiting meanwhile
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(repo, "series", counted)
+    got: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: got.append(len(village.hub.devices.series("s-many", METRIC)))
+        )
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert got == [500] * 8
+    assert most[0] == service.SERIES_AT_ONCE
