@@ -177,7 +177,7 @@ class IngestSettings(_Model):
         description="Home Assistant discovery configs the hub publishes at most (0: none).",
     )
     commit_interval_s: float = Field(
-        10.0,
+        20.0,
         ge=0,
         le=20,
         description="Readings are committed (then acknowledged) together at most this long "

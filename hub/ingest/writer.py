@@ -8,7 +8,7 @@ changes) -> acknowledge every message of the group -> publish the typed events
 acknowledgement re-sends messages already stored, and those re-deliveries (DUP
 flag, same packet id and content) are recognised and stored once.
 Commits are grouped in time (``ingest.commit_interval_s``): at a village's 20 readings a
-second, one commit every few seconds instead of one per message, which is what wears an
+second, one commit every 20 s instead of one per message, which is what wears an
 SD card (bench/wear.py). What must not wait commits at once (:attr:`Group.urgent`):
 status, button and command events, a new device or metric, a health change, and a
 reading an enabled rule watches (:meth:`Ingest.watch`, :mod:`hub.ingest.urgency`), so the

@@ -64,8 +64,9 @@ MIN_UNIT, MAX_UNIT = 50, 20_000
 WRITE_ROWS = 1000
 
 #: An hour is folded once it ended this long ago: readings wait in the writer for up to
-#: ``ingest.commit_interval_s``, and a device's own clock may be a little behind.
-LATE_S = 30.0
+#: ``ingest.commit_interval_s`` (20 s at most), and a device's own clock may be a little
+#: behind.
+LATE_S = 60.0
 
 
 class ClockNotTrusted(Exception):
