@@ -6,8 +6,9 @@ with one rule: water_level_cm >= 220 for 0 s -> an emergency announcement. Each 
 publishes a level under the hysteresis band (the incident clears), then one over the
 limit with mosquitto's QoS 1 from a paho client, and records when the playout switched
 the amplifier on and when the sink took its first sample (the playout's trace, same
-clock). Emergency texts are rendered ahead (the rules pre-render the values around the
-limit), as in the hub.
+clock). The emergency text is made ready ahead as the hub does it (its frame: the words
+around the number, in memory), so the first trials (221-230 cm) are assembled too, then
+found in the render cache when a level comes again.
 
 Then the templated rule with values no render ahead foresaw (300 cm and up, spread far
 outside 220-230): the fixed words come from the frames made ahead, the number is spoken
