@@ -111,7 +111,8 @@ def snapshot(
     _check_room(db_path, out_dir, reserve)
     stamp = now.astimezone(UTC).strftime("%Y%m%d-%H%M%S")
     final = out_dir / f"hub-{stamp}.db.gz"
-    tmp_db = _staging(stage, db_path, out_dir) / f".hub-{stamp}.db.tmp"
+    # Named apart: another hub's backup may stage in the same RAM folder this second.
+    tmp_db = _staging(stage, db_path, out_dir) / f".hub-{stamp}-{secrets.token_hex(4)}.db.tmp"
     tmp_gz = out_dir / f".hub-{stamp}.db.gz.tmp"
     try:
         _copy_online(db_path, tmp_db)
