@@ -38,7 +38,9 @@ import logging
 import os
 import secrets
 import subprocess
+import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +89,8 @@ LIVE_BUDGET_S = 0.2
 #: holds a few seconds of PCM; the pre-render pass makes them again after a restart.
 FRAMES_MAX = 64
 _WEB_TIMEOUT_S = 120.0
+#: Where an assembled emergency's audio goes when the card refuses it (a tmpfs: RAM).
+EMERGENCY_RAM = Path("/dev/shm/langso-emergency")
 
 
 @contextmanager
@@ -337,10 +341,16 @@ class Renderer:
         d = self.cache.directory
         token = secrets.token_hex(6)
         tmp, link = d / f".live-{key}-{token}.wav", d / f".live-{key}-{token}.link"
-        _write_wav(tmp, pcm, frame.rate)
         wav_path = d / f"{key}.wav"
-        os.link(tmp, link)  # the same file under its final name, atomically
-        os.replace(link, wav_path)
+        try:
+            _write_wav(tmp, pcm, frame.rate)
+            os.link(tmp, link)  # the same file under its final name, atomically
+            os.replace(link, wav_path)
+        except OSError as e:  # a full or failing card: the emergency plays all the same
+            for f in (tmp, link):
+                with suppress(OSError):
+                    f.unlink()
+            return self._in_ram(key, pcm, frame, e)
         ext = web_format()[0]
         duration_s = len(pcm) / 2 / frame.rate
         sha = file_sha256(tmp)
@@ -362,6 +372,32 @@ class Renderer:
             web_path=d / f"{key}{ext}",
             duration_s=duration_s,
             sha256=sha,
+            lufs=frame.lufs,
+            true_peak_db=frame.true_peak_db,
+            key=key,
+        )
+
+    def _in_ram(self, key: str, pcm: bytes, frame: Frame, why: OSError) -> Rendered:
+        """The PA WAV in RAM (``EMERGENCY_RAM``) when the card refuses it: the playout plays
+        a path, and a full card must not silence an emergency. Nothing is filed and the
+        residents get no copy; what an earlier refusal left there a day ago goes."""
+        ram = EMERGENCY_RAM.parent
+        folder = (ram if ram.is_dir() else Path(tempfile.gettempdir())) / EMERGENCY_RAM.name
+        folder.mkdir(mode=0o700, exist_ok=True)
+        for old in folder.glob("*.wav"):
+            with suppress(OSError):
+                if time.time() - old.stat().st_mtime > 86_400:
+                    old.unlink()
+        wav = folder / f"{key}-{secrets.token_hex(6)}.wav"
+        _write_wav(wav, pcm, frame.rate)
+        log.error(
+            "emergency audio %s played from RAM (%s): the card refused it (%s)", key, wav, why
+        )
+        return Rendered(
+            wav_path=wav,
+            web_path=wav,
+            duration_s=len(pcm) / 2 / frame.rate,
+            sha256=file_sha256(wav),
             lufs=frame.lufs,
             true_peak_db=frame.true_peak_db,
             key=key,

@@ -207,3 +207,39 @@ def test_a_value_not_spoken_in_time_leaves_the_fixed_words_and_says_so(
     )
     assert lines[0].startswith("announce: ")
     assert "0 s" in lines[0]
+
+
+def test_with_the_card_refusing_the_audio_the_emergency_plays_from_ram(
+    village: Village, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.broadcast import rendering
+
+    cache = village.hub.announcements.renderer.cache.directory
+    real = rendering._write_wav
+
+    def full_card(path: Path, pcm: bytes, rate: int) -> None:
+        if cache in path.parents:
+            raise OSError(28, "No space left on device")
+        real(path, pcm, rate)
+
+    # wl-01's incident from the first test ends first: the level falls back, all handled.
+    village.publish("wl-01", 1.0)
+    wait_for(
+        lambda: (d := village.hub.ingest.device("wl-01")) and d.metrics["water_level_m"] == 1.0,
+        10,
+        "the level to fall back",
+    )
+    village.hub.ingest.call_wait(lambda: None)
+    monkeypatch.setattr(rendering, "_write_wav", full_card)
+    took, _ = village.reaction("wl-01", 57)
+    assert took <= LEAD_IN_S + BOUND_S, f"first sample {took:.3f} s after the reading"
+    row = village.hub.store.one(
+        "SELECT render_wav FROM announcements WHERE priority='emergency'"
+        " ORDER BY created_at DESC LIMIT 1"
+    )
+    assert row is not None
+    played = Path(row[0])
+    assert cache not in played.parents and played.parent.name == "langso-emergency"
+    assert played.stat().st_size > 44  # the program itself, not an empty WAV
+    newest = max(village.firings(), key=lambda f: f.at)
+    assert not any(UNSPOKEN in line for line in newest.actions)  # said with its value
