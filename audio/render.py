@@ -146,24 +146,26 @@ def _parse_ebur128(stderr: bytes) -> tuple[float, float]:
     return float(i.group(1)), float(peak.group(1))
 
 
-def _ffmpeg(*argvs: list[str]) -> list[bytes]:
+def _ffmpeg(*argvs: list[str], feed: bytes | None = None) -> list[bytes]:
     """Run ffmpeg commands side by side (the Pi has 4 cores); return each one's stderr.
+    ``feed``: what a single command reads as its input ``pipe:0``.
 
     stderr is where filters report; at the default log level it stays a few kB, so
     reading the pipes one after the other cannot stall a process.
     """
+    assert feed is None or len(argvs) == 1
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for argv in argvs:
             procs.append(
                 subprocess.Popen(
                     ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", *argv],
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                 )
             )
-        errs = [p.communicate(timeout=_FFMPEG_TIMEOUT_S)[1] for p in procs]
+        errs = [p.communicate(feed, timeout=_FFMPEG_TIMEOUT_S)[1] for p in procs]
     except subprocess.TimeoutExpired as exc:
         raise AudioError(f"ffmpeg took longer than {_FFMPEG_TIMEOUT_S:g} s") from exc
     except OSError as exc:
@@ -196,21 +198,10 @@ def measure_pcm_loudness(pcm: bytes, rate: int) -> tuple[float, float]:
     """:func:`measure_loudness` of mono s16 PCM in memory, fed to ffmpeg through a pipe:
     nothing written to the card (the emergency frames are measured this way, a few times
     each, at every start)."""
-    argv = ["ffmpeg", "-hide_banner", "-nostats", "-f", "s16le", "-ar", str(rate), "-ac", "1",
-            "-i", "pipe:0", "-af", "ebur128=peak=true", "-f", "null", "-"]  # fmt: skip
-    try:
-        proc = subprocess.run(
-            argv, input=pcm, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            timeout=_FFMPEG_TIMEOUT_S, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        raise AudioError(f"ffmpeg took longer than {_FFMPEG_TIMEOUT_S:g} s") from exc
-    except OSError as exc:
-        raise AudioError(f"ffmpeg cannot run ({exc}): apt install ffmpeg") from exc
-    if proc.returncode != 0:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise AudioError(f"ffmpeg failed: {lines[-1] if lines else 'no message'}")
-    return _parse_ebur128(proc.stderr)
+    argv = ["-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+            "-af", "ebur128=peak=true", "-f", "null", "-"]  # fmt: skip
+    [stderr] = _ffmpeg(argv, feed=pcm)
+    return _parse_ebur128(stderr)
 
 
 def _gain_chain(gain_db: float, limit_db: float | None) -> str:

@@ -380,7 +380,8 @@ def main() -> int:
         traceback.print_exc()
         result = {"bench": "year", "ok": False, "error": f"{type(e).__name__}: {e}"}
     print(json.dumps(result), flush=True)
-    return 0 if result.get("ok") else 1
+    # A goal missed is a figure ("ok": false), as in bench/reads.py: `make bench` goes on.
+    return 1 if "error" in result else 0
 
 
 if __name__ == "__main__":

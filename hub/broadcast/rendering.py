@@ -498,7 +498,7 @@ class Renderer:
             assert spec.text is not None
             try:
                 with self.render_lock:
-                    if emergency and number_spans(spec.text):
+                    if emergency:  # a text without a number has no frame: rendered whole
                         only = varying[(item.get("group", ""), spec.text)]
                         keys, quick = self._prepare_frames(spec, only)
                         if quick:
